@@ -1,0 +1,1 @@
+"""YAML presets, one per pipeline or training run (installed as gen3d.configs)."""

@@ -1,0 +1,1 @@
+"""End-to-end pipelines composed from gen3d parts, one small file each (installed as gen3d.pipelines)."""
