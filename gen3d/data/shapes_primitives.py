@@ -24,10 +24,6 @@ Z_TO_Y = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
 ROUND = 32
 SMALL_ROUND = 16
 
-# Motions no single class may lose: at least five of the eight remain (checked in the tests).
-MOTIONS = ("spin", "bounce", "swing", "pulse", "hop", "roll", "wobble", "open")
-
-
 # --------------------------------------------------------------------------------------------------
 # Mesh helpers
 # --------------------------------------------------------------------------------------------------
@@ -46,7 +42,7 @@ def box(size: tuple[float, float, float], center: tuple[float, float, float] = (
     return m
 
 
-def cylinder_y(radius: float, height: float, center=(0.0, 0.0, 0.0), sections: int = ROUND) -> trimesh.Trimesh:
+def cylinder_y(radius: float, height: float, center=(0.0, 0.0, 0.0), sections: int = ROUND):
     """A cylinder along y (trimesh builds along z)."""
     m = creation.cylinder(radius=radius, height=height, sections=sections)
     m.apply_transform(Z_TO_Y)
@@ -59,7 +55,7 @@ def rod(radius: float, start, end, sections: int = SMALL_ROUND) -> trimesh.Trime
     return creation.cylinder(radius=radius, segment=np.array([start, end], dtype=float), sections=sections)
 
 
-def sphere(radius: float, center=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0), subdivisions: int = 3) -> trimesh.Trimesh:
+def sphere(radius: float, center=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0), subdivisions: int = 3):
     """An icosphere, optionally stretched per axis into an ellipsoid."""
     m = creation.icosphere(subdivisions=subdivisions, radius=radius)
     m.apply_transform(np.diag([*np.broadcast_to(scale, 3), 1.0]))
@@ -71,6 +67,13 @@ def cone_y(radius: float, height: float, base=(0.0, 0.0, 0.0), sections: int = R
     """A cone with its base disc centred at ``base`` and its apex ``height`` above it."""
     m = creation.cone(radius=radius, height=height, sections=sections)
     m.apply_transform(Z_TO_Y)
+    m.apply_translation(base)
+    return m
+
+
+def cone_z(radius: float, length: float, base=(0.0, 0.0, 0.0), sections: int = SMALL_ROUND):
+    """A cone pointing along +z (noses, spikes) with its base disc centred at ``base``."""
+    m = creation.cone(radius=radius, height=length, sections=sections)
     m.apply_translation(base)
     return m
 
@@ -92,9 +95,11 @@ def hull(points) -> trimesh.Trimesh:
     return trimesh.convex.convex_hull(np.asarray(points, dtype=float))
 
 
-def torus_y(major: float, minor: float, center=(0.0, 0.0, 0.0), sections: int = ROUND, tube_sections: int = 12):
+def torus_y(major: float, minor: float, center=(0.0, 0.0, 0.0), sections: int = ROUND,
+            tube_sections: int = 12) -> trimesh.Trimesh:
     """A torus lying flat (its ring in the xz plane, its axis along y)."""
-    m = creation.torus(major_radius=major, minor_radius=minor, major_sections=sections, minor_sections=tube_sections)
+    m = creation.torus(major_radius=major, minor_radius=minor, major_sections=sections,
+                       minor_sections=tube_sections)
     m.apply_transform(Z_TO_Y)
     m.apply_translation(center)
     return m
@@ -256,4 +261,6 @@ ELLIPSOID = _primitive(
     _ellipsoid,
 )
 
-PRIMITIVES: tuple[ObjectClass, ...] = (CUBE, SPHERE, CYLINDER, CONE, TORUS, CAPSULE, PYRAMID, PRISM, ELLIPSOID)
+PRIMITIVES: tuple[ObjectClass, ...] = (
+    CUBE, SPHERE, CYLINDER, CONE, TORUS, CAPSULE, PYRAMID, PRISM, ELLIPSOID,
+)
