@@ -36,7 +36,7 @@ def _mask_like(mask: Tensor, image: Tensor) -> Float[Tensor, "B C H W"]:
     return mask.to(image.dtype).expand(B, C, H, W)
 
 
-def _masked_mean(values: Float[Tensor, "B C H W"], mask: Tensor | None) -> Float[Tensor, "B"]:
+def _masked_mean(values: Float[Tensor, "B C H W"], mask: Tensor | None) -> Float[Tensor, " B"]:
     if mask is None:
         return values.mean(dim=(1, 2, 3))
     weights = _mask_like(mask, values)
@@ -52,7 +52,7 @@ def psnr(
     target: Float[Tensor, "B C H W"],
     mask: Tensor | None = None,
     data_range: float = 1.0,
-) -> Float[Tensor, "B"]:
+) -> Float[Tensor, " B"]:
     """Peak signal-to-noise ratio per image, ``10 log10(data_range^2 / MSE)`` in dB.
 
     The MSE is taken over all channels of the pixels the mask selects (weights in [0, 1]; a
@@ -65,14 +65,14 @@ def psnr(
 
 def gaussian_window(
     size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32, device=None
-) -> Float[Tensor, "size"]:
+) -> Float[Tensor, " size"]:
     """1D Gaussian weights ``exp(-x^2 / (2 sigma^2))`` at integer offsets, normalised to sum 1."""
     x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     w = torch.exp(-(x**2) / (2 * sigma**2))
     return w / w.sum()
 
 
-def _filter(x: Float[Tensor, "B C H W"], window: Float[Tensor, "K"]) -> Tensor:
+def _filter(x: Float[Tensor, "B C H W"], window: Float[Tensor, " K"]) -> Tensor:
     """Separable 'valid' Gaussian filtering of every channel (output H-K+1 x W-K+1).
 
     A weighted sum of K shifted views per axis. On CPU it avoids oneDNN's slow backward for
@@ -97,7 +97,9 @@ def ssim_map(
     """Local SSIM at every pixel whose window fits inside the image (h = H - window_size + 1)."""
     _check_pair(pred, target)
     if min(pred.shape[-2:]) < window_size:
-        raise ValueError(f"images must be at least {window_size} pixels on each side, got {tuple(pred.shape[-2:])}")
+        raise ValueError(
+            f"images must be at least {window_size} pixels on each side, got {tuple(pred.shape[-2:])}"
+        )
     C = pred.shape[1]
     window = gaussian_window(window_size, sigma, pred.dtype, pred.device)
     # One filtering pass over the five local moments: E[x], E[y], E[x^2], E[y^2], E[xy].
@@ -120,7 +122,7 @@ def ssim(
     sigma: float = 1.5,
     k1: float = 0.01,
     k2: float = 0.03,
-) -> Float[Tensor, "B"]:
+) -> Float[Tensor, " B"]:
     """Mean SSIM per image (Wang et al. 2004 MSSIM, Eq. (17)), averaged over channels too.
 
     With a mask (shape (B, H, W), (B, 1, H, W) or (B, C, H, W)), the SSIM map is averaged with the

@@ -63,17 +63,19 @@ class MeshMetrics:
     tau: float  # the absolute F-score threshold used, in the normalised frame
 
 
-def _bbox_frame(geometry: Geometry) -> tuple[Float[np.ndarray, "3"], float]:
+def _bbox_frame(geometry: Geometry) -> tuple[Float[np.ndarray, " 3"], float]:
     lo, hi = bounds(geometry)
     diag = float(np.linalg.norm(hi - lo))
     if not diag > 0:
-        raise ValueError("the shape's bounding box has zero diagonal (a single point): cannot normalise by it")
+        raise ValueError(
+            "the shape's bounding box has zero diagonal (a single point): cannot normalise by it"
+        )
     return (lo + hi) / 2, diag
 
 
 def normalization_frames(
     pred: Geometry, ref: Geometry, normalization: Normalization
-) -> tuple[tuple[Float[np.ndarray, "3"], float], tuple[Float[np.ndarray, "3"], float]]:
+) -> tuple[tuple[Float[np.ndarray, " 3"], float], tuple[Float[np.ndarray, " 3"], float]]:
     """(centre, scale) for the prediction and for the reference; a point x maps to (x - centre) / scale."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -88,7 +90,7 @@ def normalization_frames(
 
 def nearest_neighbors(
     query: Float[np.ndarray, "P 3"], points: Float[np.ndarray, "Q 3"]
-) -> tuple[Float[np.ndarray, "P"], Int[np.ndarray, "P"]]:
+) -> tuple[Float[np.ndarray, " P"], Int[np.ndarray, " P"]]:
     """Euclidean distance from every query point to its nearest neighbour in ``points``, and its index."""
     dist, idx = cKDTree(points).query(query, k=1, workers=-1)
     return dist, idx
@@ -145,7 +147,7 @@ def mesh_metrics(
 
 
 def _normal_consistency(
-    p: PointCloud, r: PointCloud, i_pr: Int[np.ndarray, "P"], i_rp: Int[np.ndarray, "Q"]
+    p: PointCloud, r: PointCloud, i_pr: Int[np.ndarray, " P"], i_rp: Int[np.ndarray, " Q"]
 ) -> float | None:
     if p.normals is None or r.normals is None:
         return None

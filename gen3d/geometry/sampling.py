@@ -8,14 +8,13 @@ uniformly inside each picked triangle (trimesh's sampler), and gives every point
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import torch
 import trimesh
 from jaxtyping import Float
 
-Seed = Union[int, np.random.Generator, np.random.SeedSequence]
+Seed = int | np.random.Generator | np.random.SeedSequence
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,9 @@ class PointCloud:
         if not np.isfinite(self.points).all():
             raise ValueError("the point cloud has NaN or infinite coordinates")
         if self.normals is not None and self.normals.shape != self.points.shape:
-            raise ValueError(f"normals must have the points' shape {self.points.shape}, got {self.normals.shape}")
+            raise ValueError(
+                f"normals must have the points' shape {self.points.shape}, got {self.normals.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.points)
@@ -47,13 +48,15 @@ def sample_surface(mesh: trimesh.Trimesh, n: int, seed: Seed = 0) -> PointCloud:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if len(mesh.faces) == 0 or not mesh.area > 0:
-        raise ValueError("the mesh has no surface area (no faces, or only degenerate ones): nothing to sample")
+        raise ValueError(
+            "the mesh has no surface area (no faces, or only degenerate ones): nothing to sample"
+        )
     points, face_idx = trimesh.sample.sample_surface(mesh, n, seed=seed)
     normals = mesh.face_normals[face_idx]
     return PointCloud(np.asarray(points, np.float64), np.asarray(normals, np.float64))
 
 
-Geometry = Union[trimesh.Trimesh, PointCloud, np.ndarray, torch.Tensor]
+Geometry = trimesh.Trimesh | PointCloud | np.ndarray | torch.Tensor
 
 
 def to_point_cloud(geometry: Geometry, n: int, seed: Seed = 0) -> PointCloud:

@@ -100,7 +100,9 @@ def test_psnr_is_per_image_and_respects_data_range():
     y[0] += 0.1
     y[1] += 0.01
     torch.testing.assert_close(psnr(y, x), torch.tensor([20.0, 40.0], dtype=torch.float64))
-    torch.testing.assert_close(psnr(255 * y, 255 * x, data_range=255.0), torch.tensor([20.0, 40.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        psnr(255 * y, 255 * x, data_range=255.0), torch.tensor([20.0, 40.0], dtype=torch.float64)
+    )
     assert torch.isinf(psnr(x, x)).all()
 
 
@@ -117,7 +119,9 @@ def test_psnr_with_a_mask():
     z[..., :4] += 0.1
     weights = torch.where(left, 1.0, 0.5)[:, None].double()
     mse = (0.01 * 32) / (32 + 0.5 * 32)
-    torch.testing.assert_close(psnr(z, x, mask=weights), torch.tensor([10 * np.log10(1 / mse)], dtype=torch.float64))
+    torch.testing.assert_close(
+        psnr(z, x, mask=weights), torch.tensor([10 * np.log10(1 / mse)], dtype=torch.float64)
+    )
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -56,7 +56,9 @@ def test_identical_point_clouds_are_exactly_zero():
 def test_shifted_cube_matches_closed_form(d):
     t = 0.05
     tau = t / math.sqrt(3)  # as a fraction of the unit cube's diagonal
-    m = mesh_metrics(shifted(UNIT_CUBE, (d, 0, 0)), UNIT_CUBE, n_points=100_000, normalization="none", tau=tau)
+    m = mesh_metrics(
+        shifted(UNIT_CUBE, (d, 0, 0)), UNIT_CUBE, n_points=100_000, normalization="none", tau=tau
+    )
     l1, l2, precision = shifted_cube_expectations(d, t)
     assert m.tau == pytest.approx(t)
     # Finite sampling adds ~half the point spacing (~0.002) to the zero-distance regions.
@@ -114,7 +116,9 @@ def test_bbox_normalisation_removes_the_common_scale():
     big_ref.apply_scale(10.0)
     big_pred.apply_scale(10.0)
     big = mesh_metrics(big_pred, big_ref, n_points=20_000)
-    raw_small = mesh_metrics(shifted(UNIT_CUBE, (0.1, 0, 0)), UNIT_CUBE, n_points=20_000, normalization="none")
+    raw_small = mesh_metrics(
+        shifted(UNIT_CUBE, (0.1, 0, 0)), UNIT_CUBE, n_points=20_000, normalization="none"
+    )
     raw_big = mesh_metrics(big_pred, big_ref, n_points=20_000, normalization="none")
     assert big.chamfer_l1 == pytest.approx(small.chamfer_l1, rel=1e-9)
     assert big.fscore == pytest.approx(small.fscore, rel=1e-9)
