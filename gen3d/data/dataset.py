@@ -4,6 +4,7 @@ One folder per object, so any object can be handed to reconstruction (or to ``ns
 
     DIR/index.json                 objects with their captions and exact parameters; the resolved config
     DIR/config.yaml                the resolved config (``gen3d data render --config DIR/config.yaml`` resumes it)
+    DIR/preview.png                contact sheet: one row of views per object (first 16 objects)
     DIR/obj_00000/transforms.json  cameras (OpenGL camera-to-world, pixel intrinsics) + our "gen3d" block
     DIR/obj_00000/images/*.png     RGB on white (RGBA with a transparent background)
     DIR/obj_00000/masks/*.png      8-bit alpha

@@ -61,6 +61,27 @@ def render_one(cfg: DataRenderConfig, index: int, folder: Path) -> dict:
             "captions": captions, "spec": meta["spec"], "heldout": meta["heldout"]}
 
 
+PREVIEW_OBJECTS = 16
+
+
+def write_preview(out: Path, entries: list[dict], cfg: DataRenderConfig) -> None:
+    """``preview.png``: one row per object (its views, first frame), for people to look at."""
+    from PIL import Image
+
+    from gen3d.utils.images import contact_sheet, save_png
+
+    views = min(cfg.camera.views, 8)
+    ims, labels = [], []
+    for e in entries:
+        for v in range(views):
+            name = f"v{v:03d}.png" if not cfg.motion else f"f000_v{v:03d}.png"
+            with Image.open(out / e["path"] / "images" / name) as im:
+                ims.append(np.asarray(im.convert("RGB")))
+            labels.append(f'{e["id"]}: {e["caption"]}' if v == 0 else "")  # one label, across the row
+    if ims:
+        save_png(out / "preview.png", contact_sheet(ims, cols=views, labels=labels))
+
+
 def render_dataset(cfg: DataRenderConfig, *, quiet: bool = False) -> dict:
     """Render ``cfg.n`` objects into ``cfg.out``, resuming if it was interrupted. Returns the index."""
     from tqdm import tqdm
@@ -96,6 +117,7 @@ def render_dataset(cfg: DataRenderConfig, *, quiet: bool = False) -> dict:
     seconds = time.perf_counter() - t0
     index = {"version": INDEX_VERSION, "config": to_dict(cfg), "objects": entries}
     write_json(out / "index.json", index)
+    write_preview(out, entries[:PREVIEW_OBJECTS], cfg)
     frames = cfg.frames if cfg.motion else 1
     index["_stats"] = {"seconds": seconds, "rendered": cfg.n - skipped, "skipped": skipped,
                        "views": (cfg.n - skipped) * frames * cfg.camera.views}

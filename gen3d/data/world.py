@@ -7,7 +7,7 @@ origin, largest extent ``BASE_EXTENT * scale``), and :func:`pose_object` applies
 
 Held-out split (never in training; see ``gen3d data catalogue`` and docs/world.md):
 - colour-class: class number i (in catalogue order) holds out the primary colours
-  ``COLORS[(3 i + 1) % 12]`` and ``COLORS[(3 i + 7) % 12]``; a training sample of that class
+  ``COLORS[(5 i + 1) % 12]`` and ``COLORS[(5 i + 7) % 12]`` (5 is coprime to 12, so every colour is held out for some classes); a training sample of that class
   uses neither colour on any of its slots.
 - class-motion: class i holds out ``allowed_motions(cls)[i % len(allowed)]``.
 Everything is deterministic from (seed, index).
@@ -83,7 +83,7 @@ def allowed_motions(c: ObjectClass) -> tuple[str, ...]:
 
 def heldout_colors(c: ObjectClass) -> tuple[str, str]:
     i = [k.name for k in CLASSES].index(c.name)
-    return COLORS[(3 * i + 1) % len(COLORS)].name, COLORS[(3 * i + 7) % len(COLORS)].name
+    return COLORS[(5 * i + 1) % len(COLORS)].name, COLORS[(5 * i + 7) % len(COLORS)].name
 
 
 def heldout_motion(c: ObjectClass) -> str:

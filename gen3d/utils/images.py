@@ -23,7 +23,9 @@ def contact_sheet(
     images: Sequence[np.ndarray], cols: int | None = None, labels: Sequence[str] | None = None, pad: int = 2,
     background: int = 255,
 ) -> np.ndarray:
-    """Tile HxWx3 images (float in [0, 1] or uint8) into one uint8 grid, optional label under each."""
+    """Tile HxWx3 images (float in [0, 1] or uint8) into one uint8 grid, optional label under each.
+
+    A label may run on under the next cells of its row when those have empty labels."""
     if len(images) == 0:
         raise ValueError("contact_sheet needs at least one image")
     ims = [to_uint8(np.asarray(im)) for im in images]
@@ -43,7 +45,7 @@ def contact_sheet(
         draw = ImageDraw.Draw(pil)
         for i, text in enumerate(labels):
             r, c = divmod(i, cols)
-            draw.text((pad + c * (w + pad) + 1, pad + r * (h + label_h + pad) + h), text[: max(1, w // 6)], fill=(0, 0, 0))
+            draw.text((pad + c * (w + pad) + 1, pad + r * (h + label_h + pad) + h), text, fill=(0, 0, 0))
         sheet = np.asarray(pil)
     return sheet
 
