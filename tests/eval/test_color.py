@@ -47,6 +47,17 @@ def test_shadowed_white_is_not_gray_and_lit_gray_is_not_white():
     assert gray.fractions["gray"] > 0.99
 
 
+def test_white_mostly_in_shadow_is_still_white():
+    # 70% of the pixels in shade (s in 0.4 .. 0.6), 30% lit: the median of all neutral pixels would
+    # say gray (0.93 * 0.5 ~ 0.47); the lit ones say white.
+    rng = np.random.default_rng(6)
+    shading = np.where(
+        rng.random((H, W)) < 0.7, rng.uniform(0.4, 0.6, (H, W)), rng.uniform(0.85, 1.0, (H, W))
+    )
+    assert dominant_color(shaded(COLORS[NAMES.index("white")].rgb, shading, rng), None) == "white"
+    assert dominant_color(shaded(COLORS[NAMES.index("gray")].rgb, shading, rng), None) == "gray"
+
+
 @pytest.mark.parametrize("red_share", [0.6, 0.4])
 def test_half_red_half_blue_picks_the_majority(red_share):
     rng = np.random.default_rng(1)

@@ -105,14 +105,15 @@ def test_coverage_counts_the_reference_modes_hit():
 
 
 def test_mmd_cov_and_1nna_on_a_hand_made_matrix():
-    # 3 samples x 4 references: samples 0 and 1 both pick reference 2, sample 2 picks reference 0.
-    d_gr = torch.tensor([[5.0, 4.0, 1.0, 3.0], [6.0, 4.0, 2.0, 9.0], [0.5, 7.0, 8.0, 9.0]])
+    # 3 samples x 4 references. Every sample's nearest reference is r2, so COV = 1/4 (counting
+    # the references' nearest samples instead would give 2/4).
+    d_gr = torch.tensor([[5.0, 4.0, 1.0, 3.0], [6.0, 2.5, 1.5, 2.0], [0.9, 7.0, 0.8, 9.0]])
     mmd, cov = mmd_cov(d_gr)
-    assert mmd == pytest.approx((0.5 + 4.0 + 1.0 + 3.0) / 4)
-    assert cov == pytest.approx(2 / 4)
+    assert mmd == pytest.approx((0.9 + 2.5 + 0.8 + 2.0) / 4)  # column minima
+    assert cov == pytest.approx(1 / 4)
     d_gg = torch.tensor([[0.0, 0.1, 9.0], [0.1, 0.0, 9.0], [9.0, 9.0, 0.0]])
     d_rr = torch.full((4, 4), 0.2).fill_diagonal_(0.0)
-    # NN: s0 -> s1, s1 -> s0 (right); s2 -> r0 (wrong); r0 -> r* at 0.2 (right, beats s2 at 0.5); all r right.
+    # NN: s0 <-> s1 (right); s2 -> r2 at 0.8 (wrong); every r -> another r at 0.2 (right).
     assert one_nna(d_gg, d_gr, d_rr) == pytest.approx(6 / 7)
 
 
