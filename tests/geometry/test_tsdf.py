@@ -1,0 +1,167 @@
+"""TSDF fusion: geometry and colour against ground-truth procedural objects, floaters, masks, bounds."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial import cKDTree
+
+from gen3d.cameras import Cameras, orbit_cameras
+from gen3d.data.render import MeshRenderer, RenderConfig
+from gen3d.data.world import CLASS_BY_NAME, ObjectSpec, build_object, canonical_spec
+from gen3d.geometry.cleanup import decimate, remove_small_components, vertex_colors_of
+from gen3d.geometry.metrics import mesh_metrics
+from gen3d.geometry.tsdf import MeshExtractConfig, tsdf_fusion
+
+FLAT = RenderConfig(ambient=1.0, key=0.0, head=0.0, supersample=1)  # unshaded: pixel = albedo
+COARSE = MeshExtractConfig(resolution=128)  # for tests about something other than accuracy: faster
+
+
+def fibonacci_cameras(n: int, res: int = 128) -> Cameras:
+    """``n`` cameras spread evenly over the whole sphere (so undersides are seen too)."""
+    i = np.arange(n) + 0.5
+    el = np.degrees(np.arcsin(1 - 2 * i / n))
+    az = np.degrees(np.pi * (1 + 5**0.5) * i) % 360
+    return orbit_cameras(el.tolist(), az.tolist(), 2.2, 40.0, res)
+
+
+def cube_corner_cameras(res: int = 128) -> Cameras:
+    """8 views from the directions of a cube's corners: the sparse layout reconstruction uses."""
+    el = [35.26, -35.26] * 4
+    az = [45, 135, 225, 315, 135, 225, 315, 45]
+    return orbit_cameras(el, az, 2.2, 40.0, res)
+
+
+@functools.cache
+def scene(cls: str, colors: tuple[tuple[str, str], ...] = (), views: str = "fib20"):
+    spec = canonical_spec(cls, "red")
+    if colors:
+        spec = ObjectSpec(cls, dict(CLASS_BY_NAME[cls].canonical_params), dict(colors), 1.0, None)
+    obj = build_object(spec)
+    cams = fibonacci_cameras(20) if views == "fib20" else cube_corner_cameras()
+    out = MeshRenderer.from_object(obj, FLAT).render(cams)
+    return obj, cams, out
+
+
+def color_error(mesh: trimesh.Trimesh, gt: trimesh.Trimesh, face_colors: np.ndarray) -> np.ndarray:
+    """Per-vertex |colour - colour of the nearest ground-truth surface point| (mean over RGB, in [0, 1])."""
+    pts, fid = trimesh.sample.sample_surface(gt, 200_000, seed=0)
+    _, idx = cKDTree(pts).query(mesh.vertices)
+    got = vertex_colors_of(mesh)[:, :3] / 255.0
+    return np.abs(got - face_colors[fid[idx]]).mean(axis=1)
+
+
+@pytest.mark.parametrize("cls", ["chair", "sphere"])
+def test_fusion_matches_ground_truth(cls):
+    obj, cams, out = scene(cls)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams)
+    m = mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000)
+    assert m.fscore >= 0.95, m
+    assert m.precision >= 0.99, m
+
+
+def test_fusion_from_eight_views_meets_the_reconstruction_target():
+    obj, cams, out = scene("chair", views="corners8")
+    mesh = tsdf_fusion(out.depth, out.rgb, cams)
+    assert mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000).fscore >= 0.9
+
+
+def test_vertex_colours_match_the_part_colours():
+    colors = (("seat", "red"), ("legs", "blue"), ("back", "green"))
+    obj, cams, out = scene("chair", colors)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, cfg=COARSE)
+    _, _, face_rgb = obj.arrays()
+    err = color_error(mesh, obj.to_trimesh(), face_rgb)
+    assert err.mean() < 0.03, err.mean()
+    assert np.median(err) < 0.01
+    # All three part colours appear (no grey average over the whole object).
+    vc = vertex_colors_of(mesh)[:, :3].astype(float)
+    for name in ("red", "blue", "green"):
+        from gen3d.data.colors import COLOR_BY_NAME
+
+        target = np.asarray(COLOR_BY_NAME[name].rgb) * 255
+        assert (np.abs(vc - target).max(axis=1) < 8).mean() > 0.05, name
+
+
+def test_floater_in_one_view_is_removed():
+    obj, cams, out = scene("chair")
+    gt = obj.to_trimesh()
+    depth = out.depth.copy()
+    depth[3, 4:28, 4:28] = 1.2  # a stray blob 1 unit in front of camera 3, where it sees background
+    assert out.alpha[3, 4:28, 4:28].max() == 0
+    vox = 0.008  # fixed, so the blob does not enlarge the region and coarsen the voxels
+    raw = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox, cfg=MeshExtractConfig(min_component_fraction=0.0))
+    assert mesh_metrics(raw, gt, n_points=20_000).precision < 0.99  # the blob is in the raw mesh
+    clean = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox)
+    reference = tsdf_fusion(out.depth, out.rgb, cams, voxel_size=vox)
+    assert len(trimesh.graph.connected_components(clean.face_adjacency, min_len=1)) == 1
+    assert len(clean.faces) == len(reference.faces)
+    assert mesh_metrics(clean, gt, n_points=20_000).precision > 0.995
+
+
+def test_masked_out_pixels_are_ignored():
+    obj, cams, out = scene("chair")
+    depth = out.depth.copy()
+    depth[3, 4:28, 4:28] = 1.2
+    masks = out.alpha > 0.5
+    cfg = MeshExtractConfig(voxel_size=0.008, min_component_fraction=0.0)
+    mesh = tsdf_fusion(depth, out.rgb, cams, masks=masks, cfg=cfg)
+    assert mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000).precision > 0.995
+
+
+def test_weight_threshold_counts_views():
+    _, cams, out = scene("sphere")
+    one = tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=1, cfg=COARSE)
+    assert len(one.faces) > 1000  # a surface seen once is kept at threshold 1
+    with pytest.raises(ValueError, match="empty mesh"):
+        tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=2, cfg=COARSE)
+
+
+def test_bounds_crop_the_mesh():
+    obj, cams, out = scene("chair")
+    lo, hi = obj.to_trimesh().bounds
+    box = np.stack([lo - 0.05, hi + 0.05])
+    box[0, 1] = 0.0  # keep the upper half only
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, bounds=box, cfg=COARSE)
+    assert mesh.vertices[:, 1].min() >= -1e-3
+    assert mesh.vertices[:, 1].max() > hi[1] - 0.02
+
+
+def test_voxel_size_controls_resolution_and_decimation_keeps_colour():
+    obj, cams, out = scene("sphere")
+    coarse = tsdf_fusion(out.depth, out.rgb, cams, voxel_size=0.03)
+    fine = tsdf_fusion(out.depth, out.rgb, cams, voxel_size=0.015)
+    assert 3.0 < len(fine.faces) / len(coarse.faces) < 5.0  # faces scale with 1 / voxel_size^2
+    small = decimate(coarse, 2000)
+    assert 1800 <= len(small.faces) <= 2000
+    assert mesh_metrics(small, obj.to_trimesh(), n_points=20_000).fscore > 0.99
+    np.testing.assert_allclose(
+        vertex_colors_of(small)[:, :3].mean(0), np.asarray(obj.parts[0].rgb) * 255, atol=2
+    )
+    via_cfg = tsdf_fusion(out.depth, out.rgb, cams, cfg=MeshExtractConfig(voxel_size=0.03, target_faces=2000))
+    assert len(via_cfg.faces) <= 2000
+
+
+def test_remove_small_components_keeps_large_parts():
+    a = trimesh.creation.icosphere(subdivisions=3)  # 1280 faces
+    b = trimesh.creation.icosphere(subdivisions=2).apply_translation([3, 0, 0])  # 320 faces
+    c = trimesh.creation.icosphere(subdivisions=0).apply_translation([6, 0, 0])  # 20 faces
+    m = trimesh.util.concatenate([a, b, c])
+    assert len(remove_small_components(m, 0.05).faces) == 1600
+    assert len(remove_small_components(m, 1.0).faces) == 1280
+    assert len(remove_small_components(m, 0.0).faces) == 1620
+
+
+def test_bad_inputs_raise_clear_errors():
+    _, cams, out = scene("sphere")
+    with pytest.raises(ValueError, match="depths must have shape"):
+        tsdf_fusion(out.depth[:2], out.rgb, cams)
+    with pytest.raises(ValueError, match="colors must have shape"):
+        tsdf_fusion(out.depth, out.rgb[..., :2], cams)
+    with pytest.raises(ValueError, match="no valid depth"):
+        tsdf_fusion(np.zeros_like(out.depth), out.rgb, cams)
+    with pytest.raises(ValueError, match="resolution"):
+        MeshExtractConfig(resolution=2)
