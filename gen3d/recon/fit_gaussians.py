@@ -1,0 +1,322 @@
+"""Fit 3D Gaussians to posed views: the splatting backend's optimisation loop.
+
+Loss (Kerbl et al. 2023, Eq. 7, plus a silhouette term): ``(1 - w_ssim) * L1 + w_ssim * (1 - SSIM)``
+on RGB composited on the background, ``+ w_mask * L1(alpha, mask)`` where masks exist,
+``+ w_depth * L1(depth, target)`` where target depth exists (optional). Adam with one learning
+rate per parameter group; the means' rate decays exponentially. Densification uses gsplat's
+``DefaultStrategy`` (clone / split / prune, 3DGS Sec. 5.2), which is pure PyTorch and so runs on
+the CPU rasterizer too; the MCMC strategy needs gsplat's CUDA relocation kernel and is GPU-only.
+
+Checkpoints (parameters, Adam moments, strategy statistics, step) are written atomically as
+safetensors + JSON every ``checkpoint_every`` steps; a run given the same checkpoint folder resumes
+from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from gen3d.cameras import Cameras
+from gen3d.data.dataset import ViewSet
+from gen3d.errors import DataError, DeviceError
+from gen3d.recon.base import FitResult, Render
+from gen3d.recon.gaussians import Gaussians, num_sh_bases, rgb_to_sh_dc, knn_mean_distance
+from gen3d.recon.init import visual_hull_points
+from gen3d.utils.io import atomic_path, write_json
+
+
+@dataclass(frozen=True)
+class GaussianFitConfig:
+    iters: int = 600
+    sh_degree: int = 1
+    init: Literal["hull", "random"] = "hull"
+    init_points: int = 8000
+    init_opacity: float = 0.5
+    hull_resolution: int = 96
+    bound: float = 1.0  # the object lies inside [-bound, bound]^3
+    views_per_step: int = 2
+    ssim_weight: float = 0.2
+    mask_weight: float = 0.2
+    depth_weight: float = 0.0
+    lr_means: float = 1.5e-3
+    lr_means_final: float = 1.5e-5
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 5e-3
+    lr_shN: float = 2.5e-4
+    sh_degree_every: int = 150  # raise the active SH degree every this many steps
+    densify: Literal["none", "default", "mcmc"] = "default"
+    refine_start: int = 100
+    refine_stop_fraction: float = 0.7
+    refine_every: int = 50
+    grow_grad2d: float = 0.0002
+    prune_opacity: float = 0.01
+    max_gaussians: int = 60_000
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    checkpoint_every: int = 200
+    seed: int = 0
+    backend: Literal["auto", "dense", "tiled", "gsplat"] = "auto"
+
+
+class GaussianSplats:
+    """A fitted set of Gaussians as a :class:`gen3d.recon.base.Representation`."""
+
+    def __init__(self, gaussians: Gaussians, backend: str = "auto"):
+        self.gaussians = gaussians
+        self.backend = backend
+
+    def render(self, cams: Cameras, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Render:
+        from gen3d.recon.rasterize import render_gaussians
+
+        g = self.gaussians
+        cams = cams.to(g.device)
+        with torch.no_grad():
+            out = render_gaussians(g, cams, background=torch.tensor(background, device=g.device), backend=self.backend)
+        alpha = out.alphas[..., 0]
+        depth = torch.where(alpha > 1e-3, out.depths[..., 0], torch.zeros_like(alpha))
+        return Render(out.colors.clamp(0, 1), alpha, depth)
+
+    def save(self, folder: Path) -> list[Path]:
+        from gen3d.recon.splat_io import save_splat_ply
+
+        path = Path(folder) / "splats.ply"
+        save_splat_ply(self.gaussians, path)
+        return [path]
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise DeviceError(f"unknown device {device!r}: use cpu, cuda or auto")
+    return torch.device(device)
+
+
+def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
+    if cfg.init == "hull" and views.masks is not None:
+        pts, rgb = visual_hull_points(
+            views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution, cfg.bound, seed=cfg.seed
+        )
+        if len(pts) < 16:
+            raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "
+                            f"[-{cfg.bound}, {cfg.bound}]^3? (try init=random or a larger bound)")
+    else:
+        g = Gaussians.random_in_box(cfg.init_points, (-cfg.bound,) * 3, (cfg.bound,) * 3, seed=cfg.seed)
+        pts, rgb = g.means, g.rgb
+    scale = knn_mean_distance(pts, k=3).clamp(1e-4, 0.1)
+    g = Gaussians.from_points(pts, rgb, sh_degree=cfg.sh_degree, scale=scale, opacity=cfg.init_opacity)
+    return g
+
+
+def _params(g: Gaussians) -> torch.nn.ParameterDict:
+    return torch.nn.ParameterDict(
+        {
+            "means": torch.nn.Parameter(g.means.clone()),
+            "scales": torch.nn.Parameter(g.log_scales.clone()),
+            "quats": torch.nn.Parameter(g.quats.clone()),
+            "opacities": torch.nn.Parameter(g.opacity_logits.clone()),
+            "sh0": torch.nn.Parameter(g.sh[:, :1].clone()),
+            "shN": torch.nn.Parameter(g.sh[:, 1:].clone()),
+        }
+    )
+
+
+def _to_gaussians(p: torch.nn.ParameterDict) -> Gaussians:
+    return Gaussians(p["means"], p["quats"], p["scales"], p["opacities"], torch.cat([p["sh0"], p["shN"]], dim=1))
+
+
+def _optimizers(p: torch.nn.ParameterDict, cfg: GaussianFitConfig) -> dict[str, torch.optim.Optimizer]:
+    lrs = {"means": cfg.lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
+           "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
+    # One Adam per group (gsplat's strategies expect this layout); eps small as 3DGS does.
+    return {k: torch.optim.Adam([{"params": p[k], "lr": lrs[k], "name": k}], eps=1e-15) for k in p}
+
+
+def _strategy(cfg: GaussianFitConfig, device: torch.device):
+    if cfg.densify == "none":
+        return None
+    if cfg.densify == "mcmc":
+        if device.type != "cuda":
+            raise DeviceError("densify=mcmc uses gsplat's CUDA relocation kernel; on the CPU use densify=default")
+        from gsplat.strategy import MCMCStrategy
+
+        return MCMCStrategy(cap_max=cfg.max_gaussians, refine_start_iter=cfg.refine_start,
+                            refine_stop_iter=int(cfg.iters * cfg.refine_stop_fraction), refine_every=cfg.refine_every)
+    from gsplat.strategy import DefaultStrategy
+
+    return DefaultStrategy(
+        prune_opa=cfg.prune_opacity,
+        grow_grad2d=cfg.grow_grad2d,
+        refine_start_iter=cfg.refine_start,
+        refine_stop_iter=int(cfg.iters * cfg.refine_stop_fraction),
+        refine_every=cfg.refine_every,
+        reset_every=10**9,  # short fits: an opacity reset would cost more steps than it repays
+        verbose=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, step: int, params, optimizers, strategy_state: dict | None, losses: list[float]) -> None:
+    tensors = {f"param.{k}": v.detach().contiguous().cpu() for k, v in params.items()}
+    meta = {"step": step, "losses": losses, "adam_steps": {}}
+    for k, opt in optimizers.items():
+        st = opt.state.get(params[k])
+        if st:
+            tensors[f"adam.{k}.exp_avg"] = st["exp_avg"].contiguous().cpu()
+            tensors[f"adam.{k}.exp_avg_sq"] = st["exp_avg_sq"].contiguous().cpu()
+            meta["adam_steps"][k] = float(st["step"])
+    for k, v in (strategy_state or {}).items():
+        if isinstance(v, torch.Tensor):
+            tensors[f"strategy.{k}"] = v.contiguous().cpu()
+        else:
+            meta.setdefault("strategy", {})[k] = v
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "last.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    write_json(folder / "last.json", meta)
+
+
+def load_checkpoint(folder: Path, device: torch.device):
+    st_path, js_path = folder / "last.safetensors", folder / "last.json"
+    if not (st_path.is_file() and js_path.is_file()):
+        return None
+    try:
+        tensors = load_file(str(st_path), device=str(device))
+        meta = json.loads(js_path.read_text())
+    except Exception as e:  # noqa: BLE001 - a corrupt checkpoint must name itself
+        raise DataError(f"checkpoint {st_path} is corrupt ({e}); delete {folder} to start over") from e
+    return tensors, meta
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+
+
+def fit_gaussians(
+    views: ViewSet,
+    cfg: GaussianFitConfig = GaussianFitConfig(),
+    *,
+    device: str = "auto",
+    checkpoint_dir: Path | None = None,
+    quiet: bool = False,
+) -> FitResult:
+    """Fit Gaussians to ``views`` (composited on ``cfg.background``); resumable through ``checkpoint_dir``."""
+    from tqdm import tqdm
+
+    from gen3d.eval.image_metrics import ssim
+    from gen3d.recon.rasterize import rasterize
+
+    dev = resolve_device(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bg = torch.tensor(cfg.background, dtype=torch.float32)
+    images = views.images.to(dev)
+    if views.masks is not None:
+        # Composite onto the fitting background so colour and alpha targets agree.
+        m = views.masks[..., None].to(dev)
+        images = images * m + (1 - m) * bg.to(dev) if cfg.background != (1.0, 1.0, 1.0) else images
+    masks = views.masks.to(dev) if views.masks is not None else None
+    depths = views.depths.to(dev) if (views.depths is not None and cfg.depth_weight > 0) else None
+    cams = views.cameras.to(dev)
+    V = len(views)
+
+    params = _params(initial_gaussians(views, cfg)).to(dev)
+    optimizers = _optimizers(params, cfg)
+    strategy = _strategy(cfg, dev)
+    state = strategy.initialize_state(scene_scale=cfg.bound) if strategy is not None else None
+    start, losses = 0, []
+    if checkpoint_dir is not None and (ck := load_checkpoint(Path(checkpoint_dir), dev)) is not None:
+        start, losses = _restore(ck, params, optimizers, state, cfg)
+
+    gamma = (cfg.lr_means_final / cfg.lr_means) ** (1.0 / max(cfg.iters, 1))
+    for g_ in optimizers["means"].param_groups:
+        g_["lr"] = cfg.lr_means * gamma**start
+    t0 = time.perf_counter()
+    order = torch.randperm(V, generator=gen)
+    pos = 0
+    bar = tqdm(range(start, cfg.iters), desc="fit gaussians", unit="it", disable=quiet, initial=start, total=cfg.iters)
+    for step in bar:
+        k = min(cfg.views_per_step, V)
+        if pos + k > V:
+            order, pos = torch.randperm(V, generator=gen), 0
+        idx = order[pos : pos + k].tolist()
+        pos += k
+        sh_deg = min(cfg.sh_degree, step // cfg.sh_degree_every)
+        g = _to_gaussians(params)
+        out = rasterize(
+            g.means, g.unit_quats, g.scales, g.opacities, g.sh, cams.w2c[idx], cams.K[idx], cams.width, cams.height,
+            sh_degree=sh_deg, backgrounds=bg.to(dev).expand(k, 3), backend=cfg.backend,
+        )
+        info = {"means2d": out.means2d, "radii": out.radii, "width": cams.width, "height": cams.height,
+                "n_cameras": k, "gaussian_ids": None}
+        if strategy is not None:
+            strategy.step_pre_backward(params, optimizers, state, step, info)
+        pred = out.colors.permute(0, 3, 1, 2)
+        target = images[idx].permute(0, 3, 1, 2)
+        loss = (1 - cfg.ssim_weight) * (pred - target).abs().mean()
+        if cfg.ssim_weight > 0:
+            loss = loss + cfg.ssim_weight * (1 - ssim(pred, target).mean())
+        if masks is not None and cfg.mask_weight > 0:
+            loss = loss + cfg.mask_weight * (out.alphas[..., 0] - masks[idx]).abs().mean()
+        if depths is not None:
+            valid = depths[idx] > 0
+            if valid.any():
+                loss = loss + cfg.depth_weight * (out.depths[..., 0] - depths[idx])[valid].abs().mean()
+        loss.backward()
+        if strategy is not None:
+            strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
+        for opt in optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        for g_ in optimizers["means"].param_groups:
+            g_["lr"] *= gamma
+        losses.append(loss.item())
+        if not quiet and step % 20 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", n=len(params["means"]))
+        if checkpoint_dir is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.iters:
+            save_checkpoint(Path(checkpoint_dir), step + 1, params, optimizers, state, losses)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    final = _to_gaussians(params).detach()
+    return FitResult(GaussianSplats(final, cfg.backend), seconds, cfg.iters, losses)
+
+
+def _restore(ck, params, optimizers, state, cfg: GaussianFitConfig) -> tuple[int, list[float]]:
+    tensors, meta = ck
+    for k in list(params.keys()):
+        params[k] = torch.nn.Parameter(tensors[f"param.{k}"])
+    new_opts = _optimizers(params, cfg)
+    for k, opt in new_opts.items():
+        if f"adam.{k}.exp_avg" in tensors:
+            opt.state[params[k]] = {
+                "step": torch.tensor(meta["adam_steps"][k]),
+                "exp_avg": tensors[f"adam.{k}.exp_avg"],
+                "exp_avg_sq": tensors[f"adam.{k}.exp_avg_sq"],
+            }
+        optimizers[k] = opt
+    if state is not None:
+        for key in list(state.keys()):
+            if f"strategy.{key}" in tensors:
+                state[key] = tensors[f"strategy.{key}"]
+            elif key in meta.get("strategy", {}):
+                state[key] = meta["strategy"][key]
+    return int(meta["step"]), list(meta.get("losses", []))
