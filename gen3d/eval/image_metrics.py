@@ -75,14 +75,21 @@ def gaussian_window(
 def _filter(x: Float[Tensor, "B C H W"], window: Float[Tensor, " K"]) -> Tensor:
     """Separable 'valid' Gaussian filtering of every channel (output H-K+1 x W-K+1).
 
-    A weighted sum of K shifted views per axis. On CPU it avoids oneDNN's slow backward for
-    single-channel 1D kernels (SSIM forward + backward on 2x3x16x16: 170 ms with conv2d, 4 ms
-    this way, 2 cores) and keeps memory at one image (an unfold + matmul copies K of them).
+    A weighted sum of K shifted views per axis, accumulated in place (autograd-safe: the sum is a
+    fresh tensor and addition saves nothing for backward). On CPU this beats conv2d, whose oneDNN
+    backward for single-channel 1D kernels is slow: SSIM on 8x3x256x256, 2 busy cores, forward /
+    forward+backward: 0.23 / 1.0 s this way, 1.2 / 6.8 s with conv2d.
     """
     K = window.shape[0]
     H, W = x.shape[-2:]
-    x = sum(window[k] * x[..., :, k : W - K + 1 + k] for k in range(K))
-    return sum(window[k] * x[..., k : H - K + 1 + k, :] for k in range(K))
+    w = window.tolist()
+    rows = x[..., :, 0 : W - K + 1] * w[0]
+    for k in range(1, K):
+        rows = rows.add_(x[..., :, k : W - K + 1 + k], alpha=w[k])
+    out = rows[..., 0 : H - K + 1, :] * w[0]
+    for k in range(1, K):
+        out = out.add_(rows[..., k : H - K + 1 + k, :], alpha=w[k])
+    return out
 
 
 def ssim_map(
