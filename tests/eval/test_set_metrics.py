@@ -87,7 +87,7 @@ def modes(n_per_mode: int, mode_ids: list[int], g: torch.Generator) -> torch.Ten
     corners = torch.tensor(
         [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=torch.float32
     )
-    clouds = [ellipsoids(n_per_mode, 64, 0.25, 0.35, g) + corners[k] for k in mode_ids]
+    clouds = [ellipsoids(n_per_mode, 32, 0.25, 0.35, g) + corners[k] for k in mode_ids]
     return torch.cat(clouds)
 
 

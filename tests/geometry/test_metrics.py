@@ -52,17 +52,15 @@ def test_identical_point_clouds_are_exactly_zero():
     assert m.fscore == 1.0 and m.normal_consistency == 1.0
 
 
-@pytest.mark.parametrize("d", [0.1, 0.2])
+@pytest.mark.parametrize("d", [0.2, 0.3])
 def test_shifted_cube_matches_closed_form(d):
     t = 0.05
     tau = t / math.sqrt(3)  # as a fraction of the unit cube's diagonal
-    m = mesh_metrics(
-        shifted(UNIT_CUBE, (d, 0, 0)), UNIT_CUBE, n_points=100_000, normalization="none", tau=tau
-    )
+    m = mesh_metrics(shifted(UNIT_CUBE, (d, 0, 0)), UNIT_CUBE, n_points=50_000, normalization="none", tau=tau)
     l1, l2, precision = shifted_cube_expectations(d, t)
     assert m.tau == pytest.approx(t)
-    # Finite sampling adds ~half the point spacing (~0.002) to the zero-distance regions.
-    assert m.chamfer_l1 == pytest.approx(l1, rel=0.08)
+    # Finite sampling adds ~half the point spacing (~0.003) to the zero-distance regions (+2..4%).
+    assert m.chamfer_l1 == pytest.approx(l1, rel=0.06)
     assert m.chamfer_l1 > l1  # the sampling bias is one-sided
     assert m.chamfer_l2 == pytest.approx(l2, rel=0.02)
     assert m.accuracy_l1 == pytest.approx(m.completeness_l1, rel=0.02)
@@ -81,7 +79,7 @@ def test_disjoint_cubes_score_zero():
 def test_concentric_spheres(r, d):
     inner = trimesh.creation.icosphere(subdivisions=5, radius=r)
     outer = trimesh.creation.icosphere(subdivisions=5, radius=r + d)
-    m = mesh_metrics(outer, inner, n_points=50_000, normalization="none")
+    m = mesh_metrics(outer, inner, n_points=30_000, normalization="none")
     # Every point of one sphere is exactly d from the other: Chamfer-L1 = d, CD-L2 = 2 d^2.
     assert m.chamfer_l1 == pytest.approx(d, rel=0.03)
     assert m.chamfer_l2 == pytest.approx(2 * d**2, rel=0.06)
