@@ -34,10 +34,11 @@ from numba import njit, prange
 from torch import Tensor
 
 from gen3d.recon.projection import FOV_CLAMP_MARGIN
-from gen3d.recon.sh import sh_basis_term
+from gen3d.recon.sh import MAX_SH_DEGREE, sh_bases_with_grad
 
 TILE = 16
-_sh_term = njit(cache=True)(sh_basis_term)
+_sh_bases = njit(cache=True)(sh_bases_with_grad)
+_NB = (MAX_SH_DEGREE + 1) ** 2
 # Packed per (camera, Gaussian) record read by the compositing kernels.
 _MX, _MY, _QA, _QB, _QC, _OP, _R, _G, _B, _Z, _EX, _EY = range(12)
 _PACK = 12
@@ -124,51 +125,61 @@ def _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d):
 
 @njit(parallel=True, cache=True)
 def _project_fwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
-                 near, far, eps2d, means2d, conics, depths, colors, radii):  # fmt: skip
-    N, C = means.shape[0], viewmats.shape[0]
+                 near, far, eps2d, means2d, conics, depths, colors, radii, n_chunks):  # fmt: skip
+    N = means.shape[0]
+    for chunk in prange(n_chunks):
+        shb, shg = np.empty(_NB), np.empty((_NB, 3))
+        for g in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
+            _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+                         near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg)  # fmt: skip
+
+
+@njit(cache=True)
+def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+                 near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg):  # fmt: skip
+    C = viewmats.shape[0]
     n_bases = (sh_degree + 1) ** 2
-    for g in prange(N):
-        _, _, _, _, _, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
-        Sig = _covariance(R, scales[g, 0], scales[g, 1], scales[g, 2])
-        mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
-        for c in range(C):
-            radii[c, g] = 0
-            means2d[c, g, 0] = means2d[c, g, 1] = 0.0
-            conics[c, g, 0] = conics[c, g, 1] = conics[c, g, 2] = 0.0
-            depths[c, g] = 0.0
-            W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
-            x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
-            y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
-            z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
-            if z < near or z > far:
-                continue
-            a, b, cc, _, _, _, _, _, _, _, _ = _ewa(_sandwich(W, Sig), x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
-            det = a * cc - b * b
-            if det <= 0.0:
-                continue
-            half = 0.5 * (a + cc)
-            radius = math.ceil(3.0 * math.sqrt(half + math.sqrt(max(0.01, half * half - det))))
-            u, v = fx * x / z + cx, fy * y / z + cy
-            if u + radius <= 0 or u - radius >= width or v + radius <= 0 or v - radius >= height:
-                continue
-            radii[c, g] = int(radius)
-            means2d[c, g, 0], means2d[c, g, 1] = u, v
-            conics[c, g, 0], conics[c, g, 1], conics[c, g, 2] = cc / det, -b / det, a / det
-            depths[c, g] = z
-            if sh_degree < 0:  # RGB given
-                for ch in range(3):
-                    colors[c, g, ch] = coeffs[g, 0, ch]
-                continue
-            dx, dy, dz = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
-            dn = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-            dx, dy, dz = dx / dn, dy / dn, dz / dn
-            r0 = r1 = r2 = 0.5  # gsplat: SH colour + 0.5, clamped at 0
-            for k in range(n_bases):
-                bk, _, _, _ = _sh_term(k, dx, dy, dz)
-                r0 += bk * coeffs[g, k, 0]
-                r1 += bk * coeffs[g, k, 1]
-                r2 += bk * coeffs[g, k, 2]
-            colors[c, g, 0], colors[c, g, 1], colors[c, g, 2] = max(r0, 0.0), max(r1, 0.0), max(r2, 0.0)
+    _, _, _, _, _, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
+    Sig = _covariance(R, scales[g, 0], scales[g, 1], scales[g, 2])
+    mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
+    for c in range(C):
+        radii[c, g] = 0
+        means2d[c, g, 0] = means2d[c, g, 1] = 0.0
+        conics[c, g, 0] = conics[c, g, 1] = conics[c, g, 2] = 0.0
+        depths[c, g] = 0.0
+        W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
+        x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
+        y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
+        z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
+        if z < near or z > far:
+            continue
+        a, b, cc, _, _, _, _, _, _, _, _ = _ewa(_sandwich(W, Sig), x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
+        det = a * cc - b * b
+        if det <= 0.0:
+            continue
+        half = 0.5 * (a + cc)
+        radius = math.ceil(3.0 * math.sqrt(half + math.sqrt(max(0.01, half * half - det))))
+        u, v = fx * x / z + cx, fy * y / z + cy
+        if u + radius <= 0 or u - radius >= width or v + radius <= 0 or v - radius >= height:
+            continue
+        radii[c, g] = int(radius)
+        means2d[c, g, 0], means2d[c, g, 1] = u, v
+        conics[c, g, 0], conics[c, g, 1], conics[c, g, 2] = cc / det, -b / det, a / det
+        depths[c, g] = z
+        if sh_degree < 0:  # RGB given
+            for ch in range(3):
+                colors[c, g, ch] = coeffs[g, 0, ch]
+            continue
+        dx, dy, dz = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
+        dn = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+        dx, dy, dz = dx / dn, dy / dn, dz / dn
+        _sh_bases(sh_degree, dx, dy, dz, shb, shg)
+        r0 = r1 = r2 = 0.5  # gsplat: SH colour + 0.5, clamped at 0
+        for k in range(n_bases):
+            r0 += shb[k] * coeffs[g, k, 0]
+            r1 += shb[k] * coeffs[g, k, 1]
+            r2 += shb[k] * coeffs[g, k, 2]
+        colors[c, g, 0], colors[c, g, 1], colors[c, g, 2] = max(r0, 0.0), max(r1, 0.0), max(r2, 0.0)
 
 
 @njit(cache=True)
@@ -194,124 +205,136 @@ def _quat_vjp(G, w, x, y, z):
 
 @njit(parallel=True, cache=True)
 def _project_bwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
-                 radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs):  # fmt: skip
-    N, C = means.shape[0], viewmats.shape[0]
+                 radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
+                 n_chunks):  # fmt: skip
+    N = means.shape[0]
+    for chunk in prange(n_chunks):
+        shb, shg = np.empty(_NB), np.empty((_NB, 3))
+        for g in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
+            _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+                             eps2d, radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales,
+                             v_coeffs, shb, shg)  # fmt: skip
+
+
+@njit(cache=True)
+def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
+                     radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
+                     shb, shg):  # fmt: skip
+    C = viewmats.shape[0]
     n_bases = (sh_degree + 1) ** 2
-    for g in prange(N):
-        qn, w, qx, qy, qz, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
-        s0, s1, s2 = scales[g, 0], scales[g, 1], scales[g, 2]
-        Sig = _covariance(R, s0, s1, s2)
-        mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
-        vm0 = vm1 = vm2 = 0.0
-        G00 = G01 = G02 = G11 = G12 = G22 = 0.0  # gradient w.r.t. the world covariance (symmetric)
-        for c in range(C):
-            if radii[c, g] <= 0:
-                continue
-            W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
-            x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
-            y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
-            z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
-            Sc = _sandwich(W, Sig)
-            a, b, cc, j00, j02, j11, j12, tx, ty, clx, cly = _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
-            det = a * cc - b * b
-            p, q, r = cc / det, -b / det, a / det  # conic = inverse 2D covariance [[p, q], [q, r]]
-            # conic -> 2D covariance: G_cov = -Q G_Q Q, G_Q = [[va, vb/2], [vb/2, vc]]
-            ga, gb, gc = v_conics[c, g, 0], 0.5 * v_conics[c, g, 1], v_conics[c, g, 2]
-            m00 = (p * ga + q * gb) * p + (p * gb + q * gc) * q
-            m01 = (p * ga + q * gb) * q + (p * gb + q * gc) * r
-            m11 = (q * ga + r * gb) * q + (q * gb + r * gc) * r
-            h00, h01, h11 = -m00, -m01, -m11
-            # 2D covariance = J Sc J^T: G_Sc = J^T G J, G_J = 2 G J Sc
-            a00, a01, a02 = h00 * j00, h01 * j11, h00 * j02 + h01 * j12
-            a10, a11, a12 = h01 * j00, h11 * j11, h01 * j02 + h11 * j12
-            gS = (j00 * a00, j00 * a01, j00 * a02, j11 * a11, j11 * a12, j02 * a02 + j12 * a12)
-            s00, s01, s02, s11, s12, s22 = Sc
-            gj00 = 2.0 * (a00 * s00 + a01 * s01 + a02 * s02)
-            gj02 = 2.0 * (a00 * s02 + a01 * s12 + a02 * s22)
-            gj11 = 2.0 * (a10 * s01 + a11 * s11 + a12 * s12)
-            gj12 = 2.0 * (a10 * s02 + a11 * s12 + a12 * s22)
-            # Camera-space mean: from means2d, depth, and J's dependence on (x, y, z).
-            rz = 1.0 / z
-            rz2 = rz * rz
-            vu, vv = v_means2d[c, g, 0], v_means2d[c, g, 1]
-            vx, vy = fx * rz * vu, fy * rz * vv
-            vz = -(fx * x * vu + fy * y * vv) * rz2 + v_depths[c, g]
-            vz += -fx * rz2 * gj00 - fy * rz2 * gj11
-            if clx:  # tx = z * limit: J02 = -fx limit / z
-                vz += fx * tx * rz2 * rz * gj02
-            else:
-                vx += -fx * rz2 * gj02
-                vz += 2.0 * fx * tx * rz2 * rz * gj02
-            if cly:
-                vz += fy * ty * rz2 * rz * gj12
-            else:
-                vy += -fy * rz2 * gj12
-                vz += 2.0 * fy * ty * rz2 * rz * gj12
-            vm0 += W[0] * vx + W[3] * vy + W[6] * vz
-            vm1 += W[1] * vx + W[4] * vy + W[7] * vz
-            vm2 += W[2] * vx + W[5] * vy + W[8] * vz
-            # Camera covariance = W Sigma W^T: G_Sigma += W^T G_Sc W
-            Wt = (W[0], W[3], W[6], W[1], W[4], W[7], W[2], W[5], W[8])
-            d00, d01, d02, d11, d12, d22 = _sandwich(Wt, gS)
-            G00 += d00
-            G01 += d01
-            G02 += d02
-            G11 += d11
-            G12 += d12
-            G22 += d22
-            # Colour.
-            vc0, vc1, vc2 = v_colors[c, g, 0], v_colors[c, g, 1], v_colors[c, g, 2]
-            if sh_degree < 0:
-                v_coeffs[g, 0, 0] += vc0
-                v_coeffs[g, 0, 1] += vc1
-                v_coeffs[g, 0, 2] += vc2
-                continue
-            ex, ey, ez = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
-            dn = max(math.sqrt(ex * ex + ey * ey + ez * ez), 1e-12)
-            dx, dy, dz = ex / dn, ey / dn, ez / dn
-            r0 = r1 = r2 = 0.5
-            for k in range(n_bases):
-                bk, _, _, _ = _sh_term(k, dx, dy, dz)
-                r0 += bk * coeffs[g, k, 0]
-                r1 += bk * coeffs[g, k, 1]
-                r2 += bk * coeffs[g, k, 2]
-            vc0 = vc0 if r0 >= 0.0 else 0.0  # clamp at 0
-            vc1 = vc1 if r1 >= 0.0 else 0.0
-            vc2 = vc2 if r2 >= 0.0 else 0.0
-            vdx = vdy = vdz = 0.0
-            for k in range(n_bases):
-                bk, bx, by, bz = _sh_term(k, dx, dy, dz)
-                v_coeffs[g, k, 0] += bk * vc0
-                v_coeffs[g, k, 1] += bk * vc1
-                v_coeffs[g, k, 2] += bk * vc2
-                s = coeffs[g, k, 0] * vc0 + coeffs[g, k, 1] * vc1 + coeffs[g, k, 2] * vc2
-                vdx += bx * s
-                vdy += by * s
-                vdz += bz * s
-            # Through the normalisation d = e / |e|: (I - d d^T) v / |e|.
-            dot = dx * vdx + dy * vdy + dz * vdz
-            vm0 += (vdx - dx * dot) / dn
-            vm1 += (vdy - dy * dot) / dn
-            vm2 += (vdz - dz * dot) / dn
-        v_means[g, 0], v_means[g, 1], v_means[g, 2] = vm0, vm1, vm2
-        # Sigma = M M^T, M = R diag(s): G_M = 2 G_Sigma M; G_R = G_M diag(s); v_s_j = sum_i G_M_ij R_ij
-        Gs = (G00, G01, G02, G01, G11, G12, G02, G12, G22)
-        M = (R[0] * s0, R[1] * s1, R[2] * s2, R[3] * s0, R[4] * s1, R[5] * s2, R[6] * s0, R[7] * s1, R[8] * s2)
-        GM = _mm3(Gs, M)  # half of G_M: the factor 2 is applied below
-        GM = (2.0 * GM[0], 2.0 * GM[1], 2.0 * GM[2], 2.0 * GM[3], 2.0 * GM[4], 2.0 * GM[5], 2.0 * GM[6],
-              2.0 * GM[7], 2.0 * GM[8])  # fmt: skip
-        v_scales[g, 0] = GM[0] * R[0] + GM[3] * R[3] + GM[6] * R[6]
-        v_scales[g, 1] = GM[1] * R[1] + GM[4] * R[4] + GM[7] * R[7]
-        v_scales[g, 2] = GM[2] * R[2] + GM[5] * R[5] + GM[8] * R[8]
-        GR = (GM[0] * s0, GM[1] * s1, GM[2] * s2, GM[3] * s0, GM[4] * s1, GM[5] * s2, GM[6] * s0, GM[7] * s1,
-              GM[8] * s2)  # fmt: skip
-        vw, vx_, vy_, vz_ = _quat_vjp(GR, w, qx, qy, qz)
-        # Through the normalisation q = p / |p|: (v - q (q . v)) / |p|.
-        dot = w * vw + qx * vx_ + qy * vy_ + qz * vz_
-        v_quats[g, 0] = (vw - w * dot) / qn
-        v_quats[g, 1] = (vx_ - qx * dot) / qn
-        v_quats[g, 2] = (vy_ - qy * dot) / qn
-        v_quats[g, 3] = (vz_ - qz * dot) / qn
+    qn, w, qx, qy, qz, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
+    s0, s1, s2 = scales[g, 0], scales[g, 1], scales[g, 2]
+    Sig = _covariance(R, s0, s1, s2)
+    mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
+    vm0 = vm1 = vm2 = 0.0
+    G00 = G01 = G02 = G11 = G12 = G22 = 0.0  # gradient w.r.t. the world covariance (symmetric)
+    for c in range(C):
+        if radii[c, g] <= 0:
+            continue
+        W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
+        x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
+        y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
+        z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
+        Sc = _sandwich(W, Sig)
+        a, b, cc, j00, j02, j11, j12, tx, ty, clx, cly = _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
+        det = a * cc - b * b
+        p, q, r = cc / det, -b / det, a / det  # conic = inverse 2D covariance [[p, q], [q, r]]
+        # conic -> 2D covariance: G_cov = -Q G_Q Q, G_Q = [[va, vb/2], [vb/2, vc]]
+        ga, gb, gc = v_conics[c, g, 0], 0.5 * v_conics[c, g, 1], v_conics[c, g, 2]
+        m00 = (p * ga + q * gb) * p + (p * gb + q * gc) * q
+        m01 = (p * ga + q * gb) * q + (p * gb + q * gc) * r
+        m11 = (q * ga + r * gb) * q + (q * gb + r * gc) * r
+        h00, h01, h11 = -m00, -m01, -m11
+        # 2D covariance = J Sc J^T: G_Sc = J^T G J, G_J = 2 G J Sc
+        a00, a01, a02 = h00 * j00, h01 * j11, h00 * j02 + h01 * j12
+        a10, a11, a12 = h01 * j00, h11 * j11, h01 * j02 + h11 * j12
+        gS = (j00 * a00, j00 * a01, j00 * a02, j11 * a11, j11 * a12, j02 * a02 + j12 * a12)
+        s00, s01, s02, s11, s12, s22 = Sc
+        gj00 = 2.0 * (a00 * s00 + a01 * s01 + a02 * s02)
+        gj02 = 2.0 * (a00 * s02 + a01 * s12 + a02 * s22)
+        gj11 = 2.0 * (a10 * s01 + a11 * s11 + a12 * s12)
+        gj12 = 2.0 * (a10 * s02 + a11 * s12 + a12 * s22)
+        # Camera-space mean: from means2d, depth, and J's dependence on (x, y, z).
+        rz = 1.0 / z
+        rz2 = rz * rz
+        vu, vv = v_means2d[c, g, 0], v_means2d[c, g, 1]
+        vx, vy = fx * rz * vu, fy * rz * vv
+        vz = -(fx * x * vu + fy * y * vv) * rz2 + v_depths[c, g]
+        vz += -fx * rz2 * gj00 - fy * rz2 * gj11
+        if clx:  # tx = z * limit: J02 = -fx limit / z
+            vz += fx * tx * rz2 * rz * gj02
+        else:
+            vx += -fx * rz2 * gj02
+            vz += 2.0 * fx * tx * rz2 * rz * gj02
+        if cly:
+            vz += fy * ty * rz2 * rz * gj12
+        else:
+            vy += -fy * rz2 * gj12
+            vz += 2.0 * fy * ty * rz2 * rz * gj12
+        vm0 += W[0] * vx + W[3] * vy + W[6] * vz
+        vm1 += W[1] * vx + W[4] * vy + W[7] * vz
+        vm2 += W[2] * vx + W[5] * vy + W[8] * vz
+        # Camera covariance = W Sigma W^T: G_Sigma += W^T G_Sc W
+        Wt = (W[0], W[3], W[6], W[1], W[4], W[7], W[2], W[5], W[8])
+        d00, d01, d02, d11, d12, d22 = _sandwich(Wt, gS)
+        G00 += d00
+        G01 += d01
+        G02 += d02
+        G11 += d11
+        G12 += d12
+        G22 += d22
+        # Colour.
+        vc0, vc1, vc2 = v_colors[c, g, 0], v_colors[c, g, 1], v_colors[c, g, 2]
+        if sh_degree < 0:
+            v_coeffs[g, 0, 0] += vc0
+            v_coeffs[g, 0, 1] += vc1
+            v_coeffs[g, 0, 2] += vc2
+            continue
+        ex, ey, ez = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
+        dn = max(math.sqrt(ex * ex + ey * ey + ez * ez), 1e-12)
+        dx, dy, dz = ex / dn, ey / dn, ez / dn
+        _sh_bases(sh_degree, dx, dy, dz, shb, shg)
+        r0 = r1 = r2 = 0.5
+        for k in range(n_bases):
+            r0 += shb[k] * coeffs[g, k, 0]
+            r1 += shb[k] * coeffs[g, k, 1]
+            r2 += shb[k] * coeffs[g, k, 2]
+        vc0 = vc0 if r0 >= 0.0 else 0.0  # clamp at 0
+        vc1 = vc1 if r1 >= 0.0 else 0.0
+        vc2 = vc2 if r2 >= 0.0 else 0.0
+        vdx = vdy = vdz = 0.0
+        for k in range(n_bases):
+            v_coeffs[g, k, 0] += shb[k] * vc0
+            v_coeffs[g, k, 1] += shb[k] * vc1
+            v_coeffs[g, k, 2] += shb[k] * vc2
+            s = coeffs[g, k, 0] * vc0 + coeffs[g, k, 1] * vc1 + coeffs[g, k, 2] * vc2
+            vdx += shg[k, 0] * s
+            vdy += shg[k, 1] * s
+            vdz += shg[k, 2] * s
+        # Through the normalisation d = e / |e|: (I - d d^T) v / |e|.
+        dot = dx * vdx + dy * vdy + dz * vdz
+        vm0 += (vdx - dx * dot) / dn
+        vm1 += (vdy - dy * dot) / dn
+        vm2 += (vdz - dz * dot) / dn
+    v_means[g, 0], v_means[g, 1], v_means[g, 2] = vm0, vm1, vm2
+    # Sigma = M M^T, M = R diag(s): G_M = 2 G_Sigma M; G_R = G_M diag(s); v_s_j = sum_i G_M_ij R_ij
+    Gs = (G00, G01, G02, G01, G11, G12, G02, G12, G22)
+    M = (R[0] * s0, R[1] * s1, R[2] * s2, R[3] * s0, R[4] * s1, R[5] * s2, R[6] * s0, R[7] * s1, R[8] * s2)
+    GM = _mm3(Gs, M)  # half of G_M: the factor 2 is applied below
+    GM = (2.0 * GM[0], 2.0 * GM[1], 2.0 * GM[2], 2.0 * GM[3], 2.0 * GM[4], 2.0 * GM[5], 2.0 * GM[6],
+          2.0 * GM[7], 2.0 * GM[8])  # fmt: skip
+    v_scales[g, 0] = GM[0] * R[0] + GM[3] * R[3] + GM[6] * R[6]
+    v_scales[g, 1] = GM[1] * R[1] + GM[4] * R[4] + GM[7] * R[7]
+    v_scales[g, 2] = GM[2] * R[2] + GM[5] * R[5] + GM[8] * R[8]
+    GR = (GM[0] * s0, GM[1] * s1, GM[2] * s2, GM[3] * s0, GM[4] * s1, GM[5] * s2, GM[6] * s0, GM[7] * s1,
+          GM[8] * s2)  # fmt: skip
+    vw, vx_, vy_, vz_ = _quat_vjp(GR, w, qx, qy, qz)
+    # Through the normalisation q = p / |p|: (v - q (q . v)) / |p|.
+    dot = w * vw + qx * vx_ + qy * vy_ + qz * vz_
+    v_quats[g, 0] = (vw - w * dot) / qn
+    v_quats[g, 1] = (vx_ - qx * dot) / qn
+    v_quats[g, 2] = (vy_ - qy * dot) / qn
+    v_quats[g, 3] = (vz_ - qz * dot) / qn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,46 +353,37 @@ def _tile_rect(mx, my, radius, tiles_x, tiles_y):
     return x0, x1, y0, y1
 
 
-@njit(parallel=True, cache=True)
-def _count_tiles(means2d, radii, tiles_x, tiles_y, counts):
-    C, N = radii.shape
-    for c in prange(C):
-        for g in range(N):
-            if radii[c, g] <= 0:
-                continue
-            x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
-            for ty in range(y0, y1):
-                for tx in range(x0, x1):
-                    counts[c * tiles_x * tiles_y + ty * tiles_x + tx] += 1
+@njit(cache=True)
+def _bin_tiles(means2d, radii, order, tiles_x, tiles_y):
+    """Per-tile lists of Gaussian ids, each front to back (``order`` is a per-camera depth argsort).
 
-
-@njit(parallel=True, cache=True)
-def _fill_tiles(means2d, radii, order, tiles_x, tiles_y, offsets, ids):
+    Returns ``offsets`` (C * tiles + 1) and ``ids``: tile t of camera c holds
+    ``ids[offsets[c * tiles + t] : offsets[c * tiles + t + 1]]``.
+    """
     C, N = radii.shape
     n_tiles = tiles_x * tiles_y
-    for c in prange(C):
-        cursor = offsets[c * n_tiles : (c + 1) * n_tiles].copy()
+    offsets = np.zeros(C * n_tiles + 1, np.int64)
+    for c in range(C):
+        for g in range(N):
+            if radii[c, g] > 0:
+                x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
+                for ty in range(y0, y1):
+                    for tx in range(x0, x1):
+                        offsets[c * n_tiles + ty * tiles_x + tx + 1] += 1
+    for t in range(C * n_tiles):
+        offsets[t + 1] += offsets[t]
+    cursor = offsets[:-1].copy()
+    ids = np.empty(offsets[-1], np.int32)
+    for c in range(C):
         for i in range(N):
             g = order[c, i]
-            if radii[c, g] <= 0:
-                continue
-            x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
-            for ty in range(y0, y1):
-                for tx in range(x0, x1):
-                    t = ty * tiles_x + tx
-                    ids[cursor[t]] = g
-                    cursor[t] += 1
-
-
-def _bin(means2d: np.ndarray, radii: np.ndarray, depths: Tensor, tiles_x: int, tiles_y: int):
-    C = radii.shape[0]
-    counts = np.zeros(C * tiles_x * tiles_y, np.int64)
-    _count_tiles(means2d, radii, tiles_x, tiles_y, counts)
-    offsets = np.zeros(counts.shape[0] + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    order = torch.argsort(depths, dim=1, stable=True).to(torch.int32).numpy()  # front to back
-    ids = np.empty(int(offsets[-1]), np.int32)
-    _fill_tiles(means2d, radii, order, tiles_x, tiles_y, offsets, ids)
+            if radii[c, g] > 0:
+                x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
+                for ty in range(y0, y1):
+                    for tx in range(x0, x1):
+                        t = c * n_tiles + ty * tiles_x + tx
+                        ids[cursor[t]] = g
+                        cursor[t] += 1
     return offsets, ids
 
 
@@ -381,35 +395,34 @@ ALPHA_MAX, ALPHA_MIN, T_MIN = 0.999, 1.0 / 255.0, 1e-4  # gsplat's thresholds
 _EXTENT_MARGIN = 0.01  # power margin for the per-Gaussian pixel box (conservative; exact tests follow)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _pack(means2d, conics, colors, depths, opacities, radii, packed):
     """Per (camera, Gaussian) record; EX/EY: half-extent of the region where alpha can reach 1/255."""
     C, N = radii.shape
-    for i in prange(C * N):
-        c, g = i // N, i % N
-        op = opacities[g]
-        packed[c, g, _MX], packed[c, g, _MY] = means2d[c, g, 0], means2d[c, g, 1]
-        qa, qb, qc = conics[c, g, 0], conics[c, g, 1], conics[c, g, 2]
-        packed[c, g, _QA], packed[c, g, _QB], packed[c, g, _QC] = qa, qb, qc
-        packed[c, g, _OP] = op
-        packed[c, g, _R], packed[c, g, _G], packed[c, g, _B] = colors[c, g, 0], colors[c, g, 1], colors[c, g, 2]
-        packed[c, g, _Z] = depths[c, g]
-        packed[c, g, _EX] = packed[c, g, _EY] = -1.0
-        det = qa * qc - qb * qb
-        if radii[c, g] <= 0 or op <= 0.0 or det <= 0.0:
-            continue
-        # alpha >= 1/255  <=>  power <= log(255 op); the ellipse 0.5 d^T Q d <= t spans
-        # |dx| <= sqrt(2 t Q^-1_xx), |dy| <= sqrt(2 t Q^-1_yy).
-        t = math.log(255.0 * op) + _EXTENT_MARGIN
-        if t < 0.0:
-            continue
-        packed[c, g, _EX] = math.sqrt(2.0 * t * qc / det) + 1e-3
-        packed[c, g, _EY] = math.sqrt(2.0 * t * qa / det) + 1e-3
+    for c in range(C):
+        for g in range(N):
+            op = opacities[g]
+            qa, qb, qc = conics[c, g, 0], conics[c, g, 1], conics[c, g, 2]
+            rec = packed[c, g]
+            rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC] = means2d[c, g, 0], means2d[c, g, 1], qa, qb, qc
+            rec[_OP], rec[_R], rec[_G], rec[_B] = op, colors[c, g, 0], colors[c, g, 1], colors[c, g, 2]
+            rec[_Z] = depths[c, g]
+            rec[_EX] = rec[_EY] = -1.0
+            det = qa * qc - qb * qb
+            if radii[c, g] <= 0 or op <= 0.0 or det <= 0.0:
+                continue
+            # alpha >= 1/255  <=>  power <= log(255 op); the ellipse 0.5 d^T Q d <= t spans
+            # |dx| <= sqrt(2 t Q^-1_xx), |dy| <= sqrt(2 t Q^-1_yy).
+            t = math.log(255.0 * op) + _EXTENT_MARGIN
+            if t >= 0.0:
+                rec[_EX] = math.sqrt(2.0 * t * qc / det) + 1e-3
+                rec[_EY] = math.sqrt(2.0 * t * qa / det) + 1e-3
 
 
 @njit(cache=True)
-def _pixel_box(mx, my, ex, ey, x0, x1, y0, y1):
+def _pixel_box(rec, x0, x1, y0, y1):
     """Pixels (j, i) of the tile [x0, x1) x [y0, y1) whose centre lies within the half-extents."""
+    mx, my, ex, ey = rec[_MX], rec[_MY], rec[_EX], rec[_EY]
     ja = max(x0, int(math.ceil(mx - ex - 0.5)))
     jb = min(x1 - 1, int(math.floor(mx + ex - 0.5)))
     ia = max(y0, int(math.ceil(my - ey - 0.5)))
@@ -426,155 +439,161 @@ def _tile_bounds(tile, n_tiles, tiles_x, width, height):
     return c, x0, min(x0 + TILE, width), y0, min(y0 + TILE, height)
 
 
+@njit(cache=True)
+def _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_acc, out_T, out_last,
+              T, acc, last, done):  # fmt: skip
+    """Front-to-back compositing of one tile (Kerbl et al. 2023, Eq. 3) with gsplat's thresholds."""
+    c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
+    n_pix = (x1 - x0) * (y1 - y0)
+    T[:] = 1.0
+    acc[:] = 0.0
+    last[:] = -1
+    done[:] = False
+    n_done = 0
+    for k in range(offsets[tile], offsets[tile + 1]):
+        rec = packed[c, ids[k]]
+        if rec[_EX] < 0.0:
+            continue
+        mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
+        ja, jb, ia, ib = _pixel_box(rec, x0, x1, y0, y1)
+        for i in range(ia, ib + 1):
+            dy = my - (i + 0.5)
+            for j in range(ja, jb + 1):
+                p = (i - y0) * TILE + (j - x0)
+                if done[p]:
+                    continue
+                dx = mx - (j + 0.5)
+                power = 0.5 * (qa * dx * dx + qc * dy * dy) + qb * dx * dy
+                if power < 0.0:
+                    continue
+                alpha = min(ALPHA_MAX, op * math.exp(-power))
+                if alpha < ALPHA_MIN:
+                    continue
+                t_next = T[p] * (1.0 - alpha)
+                if t_next <= T_MIN:  # this pixel is done; this Gaussian is left out
+                    done[p] = True
+                    n_done += 1
+                    continue
+                w = alpha * T[p]
+                acc[p, 0] += w * rec[_R]
+                acc[p, 1] += w * rec[_G]
+                acc[p, 2] += w * rec[_B]
+                acc[p, 3] += w * rec[_Z]
+                T[p] = t_next
+                last[p] = k
+        if n_done >= n_pix:
+            break
+    for i in range(y0, y1):
+        for j in range(x0, x1):
+            p = (i - y0) * TILE + (j - x0)
+            for ch in range(4):
+                out_acc[c, i, j, ch] = acc[p, ch]
+            out_T[c, i, j] = T[p]
+            out_last[c, i, j] = last[p]
+
+
 @njit(parallel=True, cache=True)
 def _raster_fwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, out_acc, out_T, out_last):
-    C = packed.shape[0]
-    n_tiles = tiles_x * tiles_y
+    n_all = packed.shape[0] * tiles_x * tiles_y
     for chunk in prange(n_chunks):
-        T = np.empty(TILE * TILE, np.float64)
-        acc = np.empty((TILE * TILE, 4), np.float64)
-        last = np.empty(TILE * TILE, np.int64)
-        done = np.empty(TILE * TILE, np.bool_)
-        for tile in range(chunk, C * n_tiles, n_chunks):  # strided: balances busy and empty tiles
-            c, x0, x1, y0, y1 = _tile_bounds(tile, n_tiles, tiles_x, width, height)
-            n_pix = (x1 - x0) * (y1 - y0)
-            T[:] = 1.0
-            acc[:] = 0.0
-            last[:] = -1
-            done[:] = False
-            n_done = 0
-            for k in range(offsets[tile], offsets[tile + 1]):
-                g = ids[k]
-                rec = packed[c, g]
-                if rec[_EX] < 0.0:
+        T, last = np.empty(TILE * TILE), np.empty(TILE * TILE, np.int64)
+        acc, done = np.empty((TILE * TILE, 4)), np.empty(TILE * TILE, np.bool_)
+        for tile in range(chunk, n_all, n_chunks):  # strided: spreads busy tiles over the threads
+            _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_acc, out_T, out_last,
+                      T, acc, last, done)  # fmt: skip
+
+
+@njit(cache=True)
+def _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T, G,
+              T, t_fin, buf, last, vacc, vfin):  # fmt: skip
+    """Back-to-front gradients of one tile, accumulated into G (C, N, 10)."""
+    c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
+    k_max = -1
+    last[:] = -1
+    for i in range(y0, y1):
+        for j in range(x0, x1):
+            p = (i - y0) * TILE + (j - x0)
+            T[p] = t_fin[p] = T_final[c, i, j]
+            last[p] = last_ids[c, i, j]
+            k_max = max(k_max, last[p])
+            for ch in range(4):
+                vacc[p, ch] = v_acc[c, i, j, ch]
+                buf[p, ch] = 0.0
+            vfin[p] = v_T[c, i, j]
+    for k in range(k_max, offsets[tile] - 1, -1):
+        g = ids[k]
+        rec = packed[c, g]
+        if rec[_EX] < 0.0:
+            continue
+        mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
+        cr, cg, cb, cz = rec[_R], rec[_G], rec[_B], rec[_Z]
+        ja, jb, ia, ib = _pixel_box(rec, x0, x1, y0, y1)
+        g_mx = g_my = g_qa = g_qb = g_qc = g_op = g_r = g_g = g_b = g_z = 0.0
+        hit = False
+        for i in range(ia, ib + 1):
+            dy = my - (i + 0.5)
+            for j in range(ja, jb + 1):
+                p = (i - y0) * TILE + (j - x0)
+                if k > last[p]:
                     continue
-                mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
-                ja, jb, ia, ib = _pixel_box(mx, my, rec[_EX], rec[_EY], x0, x1, y0, y1)
-                for i in range(ia, ib + 1):
-                    dy = my - (i + 0.5)
-                    for j in range(ja, jb + 1):
-                        p = (i - y0) * TILE + (j - x0)
-                        if done[p]:
-                            continue
-                        dx = mx - (j + 0.5)
-                        power = 0.5 * (qa * dx * dx + qc * dy * dy) + qb * dx * dy
-                        if power < 0.0:
-                            continue
-                        alpha = min(ALPHA_MAX, op * math.exp(-power))
-                        if alpha < ALPHA_MIN:
-                            continue
-                        t_next = T[p] * (1.0 - alpha)
-                        if t_next <= T_MIN:  # this pixel is done; this Gaussian is left out
-                            done[p] = True
-                            n_done += 1
-                            continue
-                        w = alpha * T[p]
-                        acc[p, 0] += w * rec[_R]
-                        acc[p, 1] += w * rec[_G]
-                        acc[p, 2] += w * rec[_B]
-                        acc[p, 3] += w * rec[_Z]
-                        T[p] = t_next
-                        last[p] = k
-                if n_done >= n_pix:
-                    break
-            for i in range(y0, y1):
-                for j in range(x0, x1):
-                    p = (i - y0) * TILE + (j - x0)
-                    for ch in range(4):
-                        out_acc[c, i, j, ch] = acc[p, ch]
-                    out_T[c, i, j] = T[p]
-                    out_last[c, i, j] = last[p]
+                dx = mx - (j + 0.5)
+                power = 0.5 * (qa * dx * dx + qc * dy * dy) + qb * dx * dy
+                if power < 0.0:
+                    continue
+                vis = math.exp(-power)
+                alpha = min(ALPHA_MAX, op * vis)
+                if alpha < ALPHA_MIN:
+                    continue
+                hit = True
+                ra = 1.0 / (1.0 - alpha)
+                T[p] *= ra  # transmittance in front of this Gaussian (gsplat recovers it the same way)
+                fac = alpha * T[p]
+                g_r += fac * vacc[p, 0]
+                g_g += fac * vacc[p, 1]
+                g_b += fac * vacc[p, 2]
+                g_z += fac * vacc[p, 3]
+                # d acc / d alpha = c T - (what lies behind) / (1 - alpha); T_final = prod (1 - alpha_j)
+                # gives d T_final / d alpha = -T_final / (1 - alpha).
+                v_alpha = ((cr * T[p] - buf[p, 0] * ra) * vacc[p, 0] + (cg * T[p] - buf[p, 1] * ra) * vacc[p, 1]
+                           + (cb * T[p] - buf[p, 2] * ra) * vacc[p, 2] + (cz * T[p] - buf[p, 3] * ra) * vacc[p, 3]
+                           - t_fin[p] * ra * vfin[p])  # fmt: skip
+                if op * vis <= ALPHA_MAX:  # alpha not clamped
+                    v_power = -op * vis * v_alpha
+                    g_qa += 0.5 * v_power * dx * dx
+                    g_qb += v_power * dx * dy
+                    g_qc += 0.5 * v_power * dy * dy
+                    g_mx += v_power * (qa * dx + qb * dy)
+                    g_my += v_power * (qb * dx + qc * dy)
+                    g_op += vis * v_alpha
+                buf[p, 0] += cr * fac
+                buf[p, 1] += cg * fac
+                buf[p, 2] += cb * fac
+                buf[p, 3] += cz * fac
+        if hit:
+            G[c, g, 0] += g_mx
+            G[c, g, 1] += g_my
+            G[c, g, 2] += g_qa
+            G[c, g, 3] += g_qb
+            G[c, g, 4] += g_qc
+            G[c, g, 5] += g_op
+            G[c, g, 6] += g_r
+            G[c, g, 7] += g_g
+            G[c, g, 8] += g_b
+            G[c, g, 9] += g_z
 
 
 @njit(parallel=True, cache=True)
 def _raster_bwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, T_final, last_ids,
                 v_acc, v_T, grads):  # fmt: skip
-    """Back-to-front gradients; thread ``chunk`` accumulates into ``grads[chunk]`` (no atomics)."""
-    C = packed.shape[0]
-    n_tiles = tiles_x * tiles_y
+    """Thread ``chunk`` accumulates into its own ``grads[chunk]`` (summed afterwards: no atomics)."""
+    n_all = packed.shape[0] * tiles_x * tiles_y
     for chunk in prange(n_chunks):
-        G = grads[chunk]
-        T = np.empty(TILE * TILE, np.float64)
-        t_fin = np.empty(TILE * TILE, np.float64)
-        buf = np.empty((TILE * TILE, 4), np.float64)
+        T, t_fin, vfin = np.empty(TILE * TILE), np.empty(TILE * TILE), np.empty(TILE * TILE)
+        buf, vacc = np.empty((TILE * TILE, 4)), np.empty((TILE * TILE, 4))
         last = np.empty(TILE * TILE, np.int64)
-        vacc = np.empty((TILE * TILE, 4), np.float64)
-        vfin = np.empty(TILE * TILE, np.float64)
-        for tile in range(chunk, C * n_tiles, n_chunks):
-            c, x0, x1, y0, y1 = _tile_bounds(tile, n_tiles, tiles_x, width, height)
-            k_max = -1
-            last[:] = -1
-            for i in range(y0, y1):
-                for j in range(x0, x1):
-                    p = (i - y0) * TILE + (j - x0)
-                    T[p] = t_fin[p] = T_final[c, i, j]
-                    last[p] = last_ids[c, i, j]
-                    k_max = max(k_max, last[p])
-                    for ch in range(4):
-                        vacc[p, ch] = v_acc[c, i, j, ch]
-                        buf[p, ch] = 0.0
-                    # alpha = 1 - T_final: dL/dalpha_i via T_final = prod (1 - alpha_j) is
-                    # -T_final / (1 - alpha_i) * dL/dT_final.
-                    vfin[p] = v_T[c, i, j]
-            for k in range(k_max, offsets[tile] - 1, -1):
-                g = ids[k]
-                rec = packed[c, g]
-                if rec[_EX] < 0.0:
-                    continue
-                mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
-                cr, cg, cb, cz = rec[_R], rec[_G], rec[_B], rec[_Z]
-                ja, jb, ia, ib = _pixel_box(mx, my, rec[_EX], rec[_EY], x0, x1, y0, y1)
-                g_mx = g_my = g_qa = g_qb = g_qc = g_op = g_r = g_g = g_b = g_z = 0.0
-                hit = False
-                for i in range(ia, ib + 1):
-                    dy = my - (i + 0.5)
-                    for j in range(ja, jb + 1):
-                        p = (i - y0) * TILE + (j - x0)
-                        if k > last[p]:
-                            continue
-                        dx = mx - (j + 0.5)
-                        power = 0.5 * (qa * dx * dx + qc * dy * dy) + qb * dx * dy
-                        if power < 0.0:
-                            continue
-                        vis = math.exp(-power)
-                        alpha = min(ALPHA_MAX, op * vis)
-                        if alpha < ALPHA_MIN:
-                            continue
-                        hit = True
-                        ra = 1.0 / (1.0 - alpha)
-                        T[p] *= ra  # transmittance in front of this Gaussian
-                        fac = alpha * T[p]
-                        g_r += fac * vacc[p, 0]
-                        g_g += fac * vacc[p, 1]
-                        g_b += fac * vacc[p, 2]
-                        g_z += fac * vacc[p, 3]
-                        # d acc / d alpha = c T - (what lies behind) / (1 - alpha)
-                        v_alpha = ((cr * T[p] - buf[p, 0] * ra) * vacc[p, 0] + (cg * T[p] - buf[p, 1] * ra) * vacc[p, 1]
-                                   + (cb * T[p] - buf[p, 2] * ra) * vacc[p, 2] + (cz * T[p] - buf[p, 3] * ra) * vacc[p, 3]
-                                   - t_fin[p] * ra * vfin[p])  # fmt: skip
-                        if op * vis <= ALPHA_MAX:  # not clamped
-                            v_power = -op * vis * v_alpha
-                            g_qa += 0.5 * v_power * dx * dx
-                            g_qb += v_power * dx * dy
-                            g_qc += 0.5 * v_power * dy * dy
-                            g_mx += v_power * (qa * dx + qb * dy)
-                            g_my += v_power * (qb * dx + qc * dy)
-                            g_op += vis * v_alpha
-                        buf[p, 0] += cr * fac
-                        buf[p, 1] += cg * fac
-                        buf[p, 2] += cb * fac
-                        buf[p, 3] += cz * fac
-                if hit:
-                    G[c, g, 0] += g_mx
-                    G[c, g, 1] += g_my
-                    G[c, g, 2] += g_qa
-                    G[c, g, 3] += g_qb
-                    G[c, g, 4] += g_qc
-                    G[c, g, 5] += g_op
-                    G[c, g, 6] += g_r
-                    G[c, g, 7] += g_g
-                    G[c, g, 8] += g_b
-                    G[c, g, 9] += g_z
+        for tile in range(chunk, n_all, n_chunks):
+            _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T,
+                      grads[chunk], T, t_fin, buf, last, vacc, vfin)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -597,7 +616,8 @@ class _Project(torch.autograd.Function):
         colors = np.zeros((C, N, 3), np.float32)
         radii = np.empty((C, N), np.int32)
         _project_fwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, _np(viewmats), _np(Ks),
-                     _np(campos), width, height, near, far, eps2d, means2d, conics, depths, colors, radii)  # fmt: skip
+                     _np(campos), width, height, near, far, eps2d, means2d, conics, depths, colors, radii,
+                     numba.get_num_threads())  # fmt: skip
         radii_t = torch.from_numpy(radii)
         ctx.save_for_backward(means, quats, scales, coeffs, viewmats, Ks, campos, radii_t)
         ctx.settings = settings
@@ -615,7 +635,8 @@ class _Project(torch.autograd.Function):
         v_coeffs = np.zeros(tuple(coeffs.shape), np.float32)
         _project_bwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, _np(viewmats), _np(Ks),
                      _np(campos), width, height, eps2d, radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()),
-                     _np(v_depths.float()), _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs)  # fmt: skip
+                     _np(v_depths.float()), _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs,
+                     numba.get_num_threads())  # fmt: skip
         out = [torch.from_numpy(a) for a in (v_means, v_quats, v_scales, v_coeffs)]
         return (*out, None, None, None, None)
 
@@ -629,7 +650,8 @@ class _Rasterize(torch.autograd.Function):
         radii_np, means2d_np = radii.numpy(), _np(means2d)
         packed = np.empty((C, N, _PACK), np.float32)
         _pack(means2d_np, _np(conics), _np(colors), _np(depths), _np(opacities), radii_np, packed)
-        offsets, ids = _bin(means2d_np, radii_np, depths.detach(), tiles_x, tiles_y)
+        order = torch.argsort(depths.detach(), dim=1, stable=True).to(torch.int32).numpy()  # front to back
+        offsets, ids = _bin_tiles(means2d_np, radii_np, order, tiles_x, tiles_y)
         acc = np.empty((C, height, width, 4), np.float32)
         T_final = np.empty((C, height, width), np.float32)
         last = np.empty((C, height, width), np.int64)
