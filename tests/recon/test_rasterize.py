@@ -176,7 +176,9 @@ def test_dense_gradcheck_float64():
         r = rasterize(*xs, w2c, K, 12, 10, backend="dense")
         return r.colors, r.alphas, r.depths * r.alphas
 
-    assert torch.autograd.gradcheck(f, ps, eps=1e-6, atol=1e-6, rtol=1e-4)
+    assert f(*ps)[1].max() > 0.3, "the Gaussians should cover pixels"
+
+    assert torch.autograd.gradcheck(f, ps, eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True)
 
 
 def test_sh_twins_agree_values_and_tangent_gradients():
