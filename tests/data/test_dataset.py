@@ -171,3 +171,24 @@ def test_reads_instant_ngp_style_sets(tmp_path: Path, rendered: Path):
     torch.testing.assert_close(vs.cameras.w2c, src.cameras.w2c, atol=1e-5, rtol=0)
     torch.testing.assert_close(vs.cameras.K, src.cameras.K, atol=1e-3, rtol=0)
     torch.testing.assert_close(vs.masks, src.masks, atol=1 / 255, rtol=0)
+
+
+def test_a_rendered_object_loads_in_nerfstudio(rendered: Path):
+    """The folder is a valid nerfstudio dataset: its parser reads our cameras, masks and depth."""
+    pytest.importorskip("nerfstudio")
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    d = rendered / "obj_00000"
+    parser = NerfstudioDataParserConfig(
+        data=d, load_3D_points=False, orientation_method="none", center_method="none", auto_scale_poses=False,
+        train_split_fraction=1.0,
+    ).setup()
+    out = parser.get_dataparser_outputs("train")
+    ours = load_views(d)
+    assert len(out.image_filenames) == len(ours)
+    assert out.mask_filenames is not None and len(out.metadata["depth_filenames"]) == len(ours)
+    # With no re-orientation or re-scaling, nerfstudio's camera-to-world is exactly our OpenGL one.
+    from gen3d.cameras import to_opengl_c2w
+
+    torch.testing.assert_close(out.cameras.camera_to_worlds, to_opengl_c2w(ours.cameras)[:, :3, :], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.cameras.fx[:, 0], ours.cameras.K[:, 0, 0], atol=1e-4, rtol=0)
