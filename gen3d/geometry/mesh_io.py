@@ -55,8 +55,11 @@ def _with_vertex_colors(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, np.ndar
     kind = mesh.visual.kind
     if kind == "face":
         fc = np.asarray(mesh.visual.face_colors)
-        split = trimesh.Trimesh(mesh.vertices[mesh.faces].reshape(-1, 3), np.arange(3 * len(mesh.faces)).reshape(-1, 3),
-                                process=False)  # fmt: skip
+        split = trimesh.Trimesh(
+            mesh.vertices[mesh.faces].reshape(-1, 3),
+            np.arange(3 * len(mesh.faces)).reshape(-1, 3),
+            process=False,
+        )
         return split, np.repeat(fc, 3, axis=0)
     if kind == "texture":
         mesh = mesh.copy()
@@ -125,7 +128,7 @@ def glb_bytes(mesh: trimesh.Trimesh, colors: np.ndarray | None) -> bytes:
         name="vertex_color",
         pbrMetallicRoughness=gl.PbrMetallicRoughness(
             baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0
-        ),  # fmt: skip
+        ),
         doubleSided=False,
         alphaMode=gl.OPAQUE,
     )
@@ -140,7 +143,7 @@ def glb_bytes(mesh: trimesh.Trimesh, colors: np.ndarray | None) -> bytes:
                     gl.Primitive(attributes=attrs, indices=len(accessors) - 1, material=0, mode=gl.TRIANGLES)
                 ]
             )
-        ],  # fmt: skip
+        ],
         materials=[material],
         accessors=accessors,
         bufferViews=views,
