@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install gen3d into ./.venv (Python >= 3.10). `--test` adds the test tools.
+# Install gen3d into ./.venv (Python >= 3.10). `--test` adds the test tools (and Debian's chromium).
 # open3d's Linux wheel needs the system library libusb-1.0; on Debian/Ubuntu we install it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,15 @@ if [ "$(uname -s)" = "Linux" ] && ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
   else
     echo "install.sh: open3d needs libusb-1.0 (install it with your package manager)" >&2
+  fi
+fi
+# The browser tests (marker `browser`, tests/viewer) drive Debian's chromium: `--test` installs it if missing.
+if [ -n "$extras" ] && [ "$(uname -s)" = "Linux" ] && ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install.sh: the browser tests need chromium (install it with your package manager)" >&2
   fi
 fi
 PY="${PYTHON:-python3}"

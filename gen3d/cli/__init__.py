@@ -17,6 +17,7 @@ from gen3d.errors import Gen3dError
 # Modules that add subcommands (one line each; order = order in --help).
 SUBCOMMAND_MODULES = [
     "gen3d.cli.data",
+    "gen3d.cli.view",
 ]
 
 
