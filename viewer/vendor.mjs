@@ -27,7 +27,10 @@ for (const [pkg, files] of Object.entries(FILES)) {
   const meta = JSON.parse(readFileSync(join(src, "package.json"), "utf8"));
   versions[pkg] = { version: meta.version, license: meta.license, files };
   for (const f of files) {
-    const dst = join("static/vendor", TARGET[pkg], f.replace(/^dist\//, ""));
+    // Flatter paths: three's build/ -> three/, examples/jsm/ -> three/addons/ (as the import map
+    // names them), spark's dist/ -> spark/. Relative imports inside the files still resolve.
+    const rel = f.replace(/^(dist|build)\//, "").replace(/^examples\/jsm\//, "addons/");
+    const dst = join("static/vendor", TARGET[pkg], rel);
     mkdirSync(dirname(dst), { recursive: true });
     copyFileSync(join(src, f), dst);
   }
