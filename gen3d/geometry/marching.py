@@ -119,12 +119,18 @@ def covariances(g: Gaussians) -> Float[torch.Tensor, "N 3 3"]:
     w, x, y, z = g.unit_quats.unbind(-1)
     R = torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
-    ).reshape(-1, 3, 3)  # fmt: skip
+    ).reshape(-1, 3, 3)
     M = R * g.scales[:, None, :]
     return M @ M.transpose(1, 2)
 
@@ -210,9 +216,13 @@ def gaussians_to_density_grid(
             dy = to_center[i, 1:2] + oy
             dz = to_center[i, 2:3] + oz
             maha = (
-                p00[i, None] * dx * dx + p11[i, None] * dy * dy + p22[i, None] * dz * dz
-                + p01[i, None] * dx * dy + p02[i, None] * dx * dz + p12[i, None] * dy * dz
-            )  # fmt: skip
+                p00[i, None] * dx * dx
+                + p11[i, None] * dy * dy
+                + p22[i, None] * dz * dz
+                + p01[i, None] * dx * dy
+                + p02[i, None] * dx * dz
+                + p12[i, None] * dy * dz
+            )
             w = opac[i, None] * torch.exp(-0.5 * maha) * (maha <= 9.0)  # truncated at 3 sigma
             flat = (center_flat[i, None] + off_flat).reshape(-1)
             density.index_add_(0, flat, w.reshape(-1))

@@ -37,9 +37,14 @@ def _as_images(images, n: int | None = None) -> np.ndarray:
 
 
 def render_turntable(
-    render_fn: RenderFn, frames: int = 36, elevation_deg: float = 20.0, radius: float = 2.6,
-    fov_deg: float = 40.0, res: int = 256, batch: int = 12,
-) -> np.ndarray:  # fmt: skip
+    render_fn: RenderFn,
+    frames: int = 36,
+    elevation_deg: float = 20.0,
+    radius: float = 2.6,
+    fov_deg: float = 40.0,
+    res: int = 256,
+    batch: int = 12,
+) -> np.ndarray:
     """(frames, res, res, 3) uint8 views orbiting the origin, rendered ``batch`` cameras at a time."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -69,8 +74,15 @@ def save_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float = 12.0) -> 
         if importlib.util.find_spec("av") is not None:
             iio.imwrite(tmp, frames, plugin="pyav", codec="libx264", fps=fps, out_pixel_format="yuv420p")
         else:
-            iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
-                        macro_block_size=1)  # fmt: skip
+            iio.imwrite(
+                tmp,
+                frames,
+                plugin="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=1,
+            )
     return path
 
 
@@ -103,9 +115,11 @@ def turntable(
 
 
 def views_contact_sheet(
-    images: Sequence[np.ndarray] | np.ndarray, path: str | os.PathLike, labels: Sequence[str] | None = None,
+    images: Sequence[np.ndarray] | np.ndarray,
+    path: str | os.PathLike,
+    labels: Sequence[str] | None = None,
     cols: int | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """Tile views (HxWx3, float in [0, 1] or uint8) into one PNG (e.g. ``views.png``), atomically."""
     if isinstance(images, torch.Tensor):
         images = images.detach().cpu().numpy()

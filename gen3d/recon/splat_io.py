@@ -85,10 +85,17 @@ def save_splat_ply(g: Gaussians, path: str | os.PathLike) -> Path:
     n, k = len(g), a["sh"].shape[1]
     rest = a["sh"][:, 1:, :].transpose(0, 2, 1).reshape(n, 3 * (k - 1))  # channel-major: R..., G..., B...
     columns = np.concatenate(
-        [a["means"], np.zeros((n, 3), np.float32), a["sh"][:, 0, :], rest, a["opacity_logits"][:, None],
-         a["log_scales"], a["quats"]],
+        [
+            a["means"],
+            np.zeros((n, 3), np.float32),
+            a["sh"][:, 0, :],
+            rest,
+            a["opacity_logits"][:, None],
+            a["log_scales"],
+            a["quats"],
+        ],
         axis=1,
-    )  # fmt: skip
+    )
     names = inria_property_names(g.sh_degree)
     assert columns.shape[1] == len(names)
     records = np.empty(n, dtype=[(name, "<f4") for name in names])
@@ -149,9 +156,12 @@ def load_splat_ply(path: str | os.PathLike) -> Gaussians:
         rest = cols(*(f"f_rest_{i}" for i in range(n_rest))).reshape(n, 3, k - 1).transpose(0, 2, 1)
     sh = np.concatenate([dc[:, None, :], rest], axis=1)
     return Gaussians(
-        torch.from_numpy(means), torch.from_numpy(quats), torch.from_numpy(log_scales),
-        torch.from_numpy(opacity.copy()), torch.from_numpy(np.ascontiguousarray(sh)),
-    )  # fmt: skip
+        torch.from_numpy(means),
+        torch.from_numpy(quats),
+        torch.from_numpy(log_scales),
+        torch.from_numpy(opacity.copy()),
+        torch.from_numpy(np.ascontiguousarray(sh)),
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -215,8 +215,13 @@ def test_marching_cubes_grid_on_an_analytic_sphere():
 def test_density_grid_matches_brute_force_evaluation():
     g = Gaussians.random_in_box(40, (-0.5, -0.5, -0.5), (0.5, 0.5, 0.5), seed=1)
     gen = torch.Generator().manual_seed(2)
-    g = Gaussians(g.means, torch.randn(40, 4, generator=gen), torch.log(0.02 + 0.06 * torch.rand(40, 3, generator=gen)),
-                  torch.randn(40, generator=gen), g.sh)  # fmt: skip
+    g = Gaussians(
+        g.means,
+        torch.randn(40, 4, generator=gen),
+        torch.log(0.02 + 0.06 * torch.rand(40, 3, generator=gen)),
+        torch.randn(40, generator=gen),
+        g.sh,
+    )
     box = np.array([[-0.6, -0.7, -0.8], [0.7, 0.6, 0.5]])
     grid = gaussians_to_density_grid(g, (24, 28, 20), box, max_radius_voxels=64)
     x = torch.from_numpy(grid_points((24, 28, 20), box)).reshape(-1, 3)

@@ -22,8 +22,11 @@ from gen3d.recon.preview import (
 
 @pytest.fixture(scope="module")
 def chair() -> trimesh.Trimesh:
-    spec = ObjectSpec("chair", dict(CLASS_BY_NAME["chair"].canonical_params), {"seat": "red", "legs": "blue",
-                                                                                 "back": "green"})  # fmt: skip
+    spec = ObjectSpec(
+        "chair",
+        dict(CLASS_BY_NAME["chair"].canonical_params),
+        {"seat": "red", "legs": "blue", "back": "green"},
+    )
     return build_object(spec).to_trimesh()
 
 

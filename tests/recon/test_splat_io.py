@@ -64,8 +64,13 @@ def test_ply_header_is_the_inria_layout(tmp_path):
 
 def test_f_rest_is_channel_major_and_values_are_stored_raw(tmp_path):
     sh = torch.tensor([[[10.0 * k + c for c in range(3)] for k in range(4)]])  # sh[0, k, c] = 10k + c
-    g = Gaussians(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0.5, 0.1, 0.2, 0.3]]),
-                  torch.tensor([[-1.0, -2.0, -3.0]]), torch.tensor([0.7]), sh)  # fmt: skip
+    g = Gaussians(
+        torch.tensor([[1.0, 2.0, 3.0]]),
+        torch.tensor([[0.5, 0.1, 0.2, 0.3]]),
+        torch.tensor([[-1.0, -2.0, -3.0]]),
+        torch.tensor([0.7]),
+        sh,
+    )
     v = PlyData.read(str(save_splat_ply(g, tmp_path / "hand.ply")))["vertex"].data[0]
     assert [v[f"f_dc_{i}"] for i in range(3)] == [0, 1, 2]
     # All red coefficients (k = 1, 2, 3), then all green, then all blue.
@@ -94,8 +99,22 @@ def test_loads_nerfstudio_variants(tmp_path):
     assert_same(g, load_splat_ply(tmp_path / "ns.ply"))
     # ply_color_mode="rgb": uchar red/green/blue instead of f_dc/f_rest.
     rgb = np.array([[255, 0, 128]] * 20, np.uint8)
-    cols = {n: np.asarray(v[n]) for n in ("x", "y", "z", "opacity", "scale_0", "scale_1", "scale_2",
-                                          "rot_0", "rot_1", "rot_2", "rot_3")}  # fmt: skip
+    cols = {
+        n: np.asarray(v[n])
+        for n in (
+            "x",
+            "y",
+            "z",
+            "opacity",
+            "scale_0",
+            "scale_1",
+            "scale_2",
+            "rot_0",
+            "rot_1",
+            "rot_2",
+            "rot_3",
+        )
+    }
     cols.update(red=rgb[:, 0], green=rgb[:, 1], blue=rgb[:, 2])
     write_ply(tmp_path / "rgb.ply", cols)
     back = load_splat_ply(tmp_path / "rgb.ply")
