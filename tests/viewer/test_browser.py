@@ -23,7 +23,12 @@ def local(v: ViewerPage) -> tuple[str, ...]:
 
 @pytest.mark.parametrize(
     "result, mode, colour",
-    [("red_sphere", "splats", "red"), ("green_cube", "mesh", "green"), ("blue_points", "points", "blue")],
+    [
+        ("red_sphere", "splats", "red"),  # INRIA .ply
+        ("red_splat_file", "splats", "red"),  # .splat
+        ("green_cube", "mesh", "green"),
+        ("blue_points", "points", "blue"),
+    ],
 )
 def test_each_asset_type_draws_in_its_colour(viewer, result, mode, colour):
     viewer.open(f"#/r/{result}?bg=black")
@@ -39,6 +44,21 @@ def test_each_asset_type_draws_in_its_colour(viewer, result, mode, colour):
     assert colour_fraction(centre, colour) > 0.6  # points leave gaps between them
     assert img[2, 2].max() < 10 and img[-3, -3].max() < 10
     assert_clean(viewer, local(viewer))
+
+
+def test_glb_without_material_shows_its_colours_like_one_with(viewer):
+    """glTF's default material is metallic 1, which shows a vertex-coloured mesh dark; the viewer
+    shows such a mesh matte, as bright as the same mesh with our exporter's material."""
+    means = {}
+    for rid in ("green_cube", "green_cube_no_material"):
+        viewer.open(f"#/r/{rid}?bg=black")
+        img = viewer.canvas().astype(float)
+        obj = img.max(axis=-1) > 20
+        assert obj.mean() > 0.05
+        means[rid] = img[obj].mean(axis=0)
+    r, g, b = means["green_cube_no_material"]
+    assert g > 5 * max(r, b, 1)
+    assert g / means["green_cube"][1] > 0.9, means
 
 
 def test_gallery_shows_a_card_per_result_and_opens_one(viewer, results_root):

@@ -20,7 +20,7 @@ def test_view_serves_and_prints_its_address(results_root):
     try:
         url = p.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/"), url
-        assert "6 result(s)" in p.stdout.readline()
+        assert "8 result(s)" in p.stdout.readline()
         with urllib.request.urlopen(url + "api/results", timeout=10) as r:
             assert r.status == 200 and b"a red sphere" in r.read()
         with urllib.request.urlopen(url, timeout=10) as r:

@@ -20,7 +20,7 @@ def _embedded(html: str, element_id: str) -> dict:
 def test_page_embeds_every_file_it_shows_and_no_server_path(results_root, tmp_path):
     info = export_page(results_root, tmp_path / "all.html")
     html = (tmp_path / "all.html").read_text()
-    assert info.results == 6 and info.bytes == len(html.encode()) and info.warnings == []
+    assert info.results == 8 and info.bytes == len(html.encode()) and info.warnings == []
     data = _embedded(html, "gen3d-data")
     urls = set()
     for r in data["index"]["results"]:

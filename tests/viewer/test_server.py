@@ -93,7 +93,16 @@ def test_result_list_describes_each_result(srv):
     assert status == 200
     data = json.loads(body)
     ids = [r["id"] for r in data["results"]]
-    assert ids == ["all_kinds", "blue_points", "broken", "green_cube", "red_sphere", "sequence"]
+    assert ids == [
+        "all_kinds",
+        "blue_points",
+        "broken",
+        "green_cube",
+        "green_cube_no_material",
+        "red_sphere",
+        "red_splat_file",
+        "sequence",
+    ]
     r = next(r for r in data["results"] if r["id"] == "red_sphere")
     assert r["title"] == "a red sphere" and r["seed"] == 1
     assert r["assets"]["splats"]["url"] == "data/red_sphere/splats.ply"

@@ -1,9 +1,10 @@
-"""Tiny result folders for the viewer tests: a red sphere of splats, a green cube mesh, a blue point
-cloud, a three-frame time sequence (red, green, blue frames), views, and broken assets.
+"""Tiny result folders for the viewer tests: a red sphere of splats (.ply and .splat), a green cube
+mesh (with and without a material), a blue point cloud, a three-frame time sequence (red, green,
+blue frames), views, and broken assets.
 
-Written directly with plyfile/trimesh/pygltflib in the documented layouts (the INRIA 3DGS .ply,
-a vertex-coloured .glb with a metallic 0 / roughness 1 material, x y z + uchar red green blue
-points), so the tests do not depend on the exporters' own tests passing.
+Splats and meshes are written by the library's own exporters (gen3d.recon.splat_io,
+gen3d.geometry.mesh_io), so the viewer is tested on exactly what the pipelines write; point clouds
+(x y z + uchar red green blue) with plyfile.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-C0 = 0.28209479177387814  # SH band-0 constant: colour = 0.5 + C0 * f_dc
 
 RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 
@@ -27,40 +26,30 @@ def sphere_points(n: int, radius: float = 0.5, seed: int = 0) -> np.ndarray:
     return radius * np.stack([np.cos(theta) * np.sin(phi), np.cos(phi), np.sin(theta) * np.sin(phi)], 1)
 
 
-def write_splats_ply(path: Path, xyz: np.ndarray, rgb, scale: float = 0.04, opacity: float = 0.95) -> None:
-    """INRIA 3DGS layout, SH degree 0: x y z nx ny nz f_dc_0..2 opacity scale_0..2 rot_0..3 (float32)."""
-    from plyfile import PlyData, PlyElement
+def sphere_gaussians(xyz: np.ndarray, rgb, scale: float = 0.04, opacity: float = 0.95):
+    import torch
 
-    n = len(xyz)
-    names = [
-        "x",
-        "y",
-        "z",
-        "nx",
-        "ny",
-        "nz",
-        "f_dc_0",
-        "f_dc_1",
-        "f_dc_2",
-        "opacity",
-        "scale_0",
-        "scale_1",
-        "scale_2",
-        "rot_0",
-        "rot_1",
-        "rot_2",
-        "rot_3",
-    ]
-    v = np.zeros(n, dtype=[(k, "f4") for k in names])
-    v["x"], v["y"], v["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    dc = (np.asarray(rgb, dtype=np.float64) - 0.5) / C0
-    v["f_dc_0"], v["f_dc_1"], v["f_dc_2"] = dc
-    v["opacity"] = math.log(opacity / (1 - opacity))  # stored as a logit
-    for k in ("scale_0", "scale_1", "scale_2"):
-        v[k] = math.log(scale)  # stored as log
-    v["rot_0"] = 1.0  # quaternion w, x, y, z
+    from gen3d.recon.gaussians import Gaussians
+
+    pts = torch.as_tensor(xyz, dtype=torch.float32)
+    colours = torch.tensor(rgb, dtype=torch.float32).expand(len(pts), 3)
+    return Gaussians.from_points(pts, colours, sh_degree=0, scale=scale, opacity=opacity)
+
+
+def write_splats_ply(path: Path, xyz: np.ndarray, rgb, scale: float = 0.04, opacity: float = 0.95) -> None:
+    """INRIA 3DGS .ply via the library's exporter."""
+    from gen3d.recon.splat_io import save_splat_ply
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    PlyData([PlyElement.describe(v, "vertex")]).write(str(path))
+    save_splat_ply(sphere_gaussians(xyz, rgb, scale, opacity), path)
+
+
+def write_splats_splat(path: Path, xyz: np.ndarray, rgb, scale: float = 0.04, opacity: float = 0.95) -> None:
+    """32-byte-per-splat .splat via the library's exporter."""
+    from gen3d.recon.splat_io import save_splat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_splat(sphere_gaussians(xyz, rgb, scale, opacity), path)
 
 
 def write_points_ply(path: Path, xyz: np.ndarray, rgb) -> None:
@@ -78,31 +67,20 @@ def write_points_ply(path: Path, xyz: np.ndarray, rgb) -> None:
 
 
 def write_mesh_glb(path: Path, rgb, size: float = 0.8, material: bool = True) -> None:
-    """A vertex-coloured cube; with ``material`` a PBR material metallic 0 / roughness 1 (as our exporter)."""
+    """A vertex-coloured cube. ``material``: the library's exporter (PBR metallic 0, roughness 1);
+    otherwise trimesh's own export, which writes no material (glTF's default is metallic 1)."""
     import trimesh
 
     m = trimesh.creation.box(extents=(size, size, size))
-    m.visual = trimesh.visual.ColorVisuals(
-        m, vertex_colors=np.tile([*(np.array(rgb) * 255), 255], (len(m.vertices), 1)).astype(np.uint8)
-    )
+    colours = np.tile([*(np.array(rgb) * 255), 255], (len(m.vertices), 1)).astype(np.uint8)
+    m.visual = trimesh.visual.ColorVisuals(m, vertex_colors=colours)
     path.parent.mkdir(parents=True, exist_ok=True)
-    m.export(str(path))
     if material:
-        import pygltflib
+        from gen3d.geometry.mesh_io import export_mesh
 
-        g = pygltflib.GLTF2().load(str(path))
-        g.materials = [
-            pygltflib.Material(
-                pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
-                    baseColorFactor=[1, 1, 1, 1], metallicFactor=0.0, roughnessFactor=1.0
-                ),
-                doubleSided=True,
-            )
-        ]
-        for mesh in g.meshes:
-            for prim in mesh.primitives:
-                prim.material = 0
-        g.save(str(path))
+        export_mesh(m, path)
+    else:
+        m.export(str(path))
 
 
 def write_views(d: Path, colours, res: int = 32) -> None:
@@ -167,9 +145,17 @@ def make_results(root: Path) -> dict[str, Path]:
     write_result_json(d, "a red sphere", seed=1)
     write_splats_ply(d / "splats.ply", sphere_points(1500), RED)
 
+    d = out["red_splat_file"] = root / "red_splat_file"
+    write_result_json(d, "a red sphere as .splat", seed=1)
+    write_splats_splat(d / "splats.splat", sphere_points(1500), RED)
+
     d = out["green_cube"] = root / "green_cube"
     write_result_json(d, "a green cube", seed=2)
     write_mesh_glb(d / "mesh.glb", GREEN)
+
+    d = out["green_cube_no_material"] = root / "green_cube_no_material"
+    write_result_json(d, "a green cube without a material", seed=2)
+    write_mesh_glb(d / "mesh.glb", GREEN, material=False)
 
     d = out["blue_points"] = root / "blue_points"
     write_result_json(d, "a blue point cloud", seed=3)
