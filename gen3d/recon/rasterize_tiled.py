@@ -13,10 +13,12 @@ Layering (the same stages as gsplat, each a ``torch.autograd.Function`` so autog
    is depth-sorted without a per-tile sort.
 3. ``_Rasterize``: front-to-back compositing per tile (``_raster_fwd``) and back-to-front gradients
    (``_raster_bwd``, transmittance recovered by division as gsplat does) to means2d, conics, colours,
-   depths and opacities. Threads accumulate into private buffers that are summed afterwards.
+   depths and opacities. Each tile-list entry gets its own gradient slot (no write races, no atomics);
+   the slots are then summed per Gaussian, one thread per camera.
 
 Speed: each Gaussian visits only the pixels of its tile inside the ellipse where alpha can reach
-1/255 (``power <= log(255 opacity)``, with a small margin), not all 256 pixels of the tile; a tile
+1/255 (``power <= log(255 opacity)``, with a small margin; row by row, solving the quadratic for
+each row's span), not all 256 pixels of the tile; a tile
 stops when all its pixels are done. Kernels are compiled once for float32/int32 arrays
 (``cache=True``); the math inside runs in float64 scalars.
 
@@ -37,11 +39,14 @@ from gen3d.recon.projection import FOV_CLAMP_MARGIN
 from gen3d.recon.sh import MAX_SH_DEGREE, sh_bases_with_grad
 
 TILE = 16
+# LLVM fast-math without approximate functions ("afn"): exp stays exact to float64 rounding, so
+# pairs on the 1/255 and 1e-4 thresholds resolve as in the float64 reference.
+_FASTMATH = {"nnan", "ninf", "nsz", "arcp", "contract", "reassoc"}
 _sh_bases = njit(cache=True)(sh_bases_with_grad)
 _NB = (MAX_SH_DEGREE + 1) ** 2
 # Packed per (camera, Gaussian) record read by the compositing kernels.
-_MX, _MY, _QA, _QB, _QC, _OP, _R, _G, _B, _Z, _EX, _EY = range(12)
-_PACK = 12
+_MX, _MY, _QA, _QB, _QC, _OP, _R, _G, _B, _Z, _TH, _EX, _EY = range(13)
+_PACK = 16  # 64-byte records (one cache line); the last three floats are padding
 _NGRAD = 10  # v_mx, v_my, v_qa, v_qb, v_qc, v_op, v_r, v_g, v_b, v_z
 
 
@@ -50,7 +55,7 @@ _NGRAD = 10  # v_mx, v_my, v_qa, v_qb, v_qc, v_op, v_r, v_g, v_b, v_z
 # --------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _rotation(qw, qx, qy, qz):
     """Normalised quaternion and its rotation matrix (row-major 9-tuple)."""
     n = max(math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12)
@@ -61,7 +66,7 @@ def _rotation(qw, qx, qy, qz):
     return n, w, x, y, z, R
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _sandwich(A, S):
     """A S A^T for a 3x3 A (9-tuple) and symmetric S (s00, s01, s02, s11, s12, s22)."""
     s00, s01, s02, s11, s12, s22 = S
@@ -80,7 +85,7 @@ def _sandwich(A, S):
             b10 * A[6] + b11 * A[7] + b12 * A[8], b20 * A[6] + b21 * A[7] + b22 * A[8])  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _covariance(R, s0, s1, s2):
     """Sigma = R S S^T R^T (Kerbl et al. 2023, Eq. 6) as a symmetric 6-tuple."""
     a, b, c = s0 * s0, s1 * s1, s2 * s2
@@ -92,7 +97,7 @@ def _covariance(R, s0, s1, s2):
             R[6] * R[6] * a + R[7] * R[7] * b + R[8] * R[8] * c)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _view(viewmats, Ks, c, width, height):
     W = (viewmats[c, 0, 0], viewmats[c, 0, 1], viewmats[c, 0, 2], viewmats[c, 1, 0], viewmats[c, 1, 1],
          viewmats[c, 1, 2], viewmats[c, 2, 0], viewmats[c, 2, 1], viewmats[c, 2, 2])  # fmt: skip
@@ -105,7 +110,7 @@ def _view(viewmats, Ks, c, width, height):
     return W, fx, fy, cx, cy, lxp, lxn, lyp, lyn
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d):
     """2D covariance J Sc J^T + eps2d I (Zwicker et al. 2001, Eq. 31-34) and the Jacobian terms."""
     rz = 1.0 / z
@@ -123,7 +128,7 @@ def _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d):
     return a, b, c, j00, j02, j11, j12, tx, ty, clamped_x, clamped_y
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _project_fwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
                  near, far, eps2d, means2d, conics, depths, colors, radii, n_chunks):  # fmt: skip
     N = means.shape[0]
@@ -134,7 +139,7 @@ def _project_fwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, 
                          near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
                  near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg):  # fmt: skip
     C = viewmats.shape[0]
@@ -182,7 +187,7 @@ def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campo
         colors[c, g, 0], colors[c, g, 1], colors[c, g, 2] = max(r0, 0.0), max(r1, 0.0), max(r2, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _mm3(A, B):
     """Product of two 3x3 matrices (row-major 9-tuples)."""
     return (A[0] * B[0] + A[1] * B[3] + A[2] * B[6], A[0] * B[1] + A[1] * B[4] + A[2] * B[7],
@@ -192,7 +197,7 @@ def _mm3(A, B):
             A[6] * B[2] + A[7] * B[5] + A[8] * B[8])  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _quat_vjp(G, w, x, y, z):
     """Gradient of sum(G * R(q)) w.r.t. the unit quaternion (w, x, y, z)."""
     g00, g01, g02, g10, g11, g12, g20, g21, g22 = G
@@ -203,7 +208,7 @@ def _quat_vjp(G, w, x, y, z):
     return vw, vx, vy, vz
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _project_bwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
                  radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
                  n_chunks):  # fmt: skip
@@ -216,7 +221,7 @@ def _project_bwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, 
                              v_coeffs, shb, shg)  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
                      radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
                      shb, shg):  # fmt: skip
@@ -338,66 +343,17 @@ def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, c
 
 
 # --------------------------------------------------------------------------------------------------
-# Binning: depth-sorted per-tile lists (gsplat's isect_tiles rule)
-# --------------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _tile_rect(mx, my, radius, tiles_x, tiles_y):
-    """Tiles [x0, x1) x [y0, y1) touched by the 3-sigma square (gsplat's isect_tiles)."""
-    tr = radius / TILE
-    x0 = int(min(max(math.floor(mx / TILE - tr), 0.0), tiles_x))
-    x1 = int(min(max(math.ceil(mx / TILE + tr), 0.0), tiles_x))
-    y0 = int(min(max(math.floor(my / TILE - tr), 0.0), tiles_y))
-    y1 = int(min(max(math.ceil(my / TILE + tr), 0.0), tiles_y))
-    return x0, x1, y0, y1
-
-
-@njit(cache=True)
-def _bin_tiles(means2d, radii, order, tiles_x, tiles_y):
-    """Per-tile lists of Gaussian ids, each front to back (``order`` is a per-camera depth argsort).
-
-    Returns ``offsets`` (C * tiles + 1) and ``ids``: tile t of camera c holds
-    ``ids[offsets[c * tiles + t] : offsets[c * tiles + t + 1]]``.
-    """
-    C, N = radii.shape
-    n_tiles = tiles_x * tiles_y
-    offsets = np.zeros(C * n_tiles + 1, np.int64)
-    for c in range(C):
-        for g in range(N):
-            if radii[c, g] > 0:
-                x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
-                for ty in range(y0, y1):
-                    for tx in range(x0, x1):
-                        offsets[c * n_tiles + ty * tiles_x + tx + 1] += 1
-    for t in range(C * n_tiles):
-        offsets[t + 1] += offsets[t]
-    cursor = offsets[:-1].copy()
-    ids = np.empty(offsets[-1], np.int32)
-    for c in range(C):
-        for i in range(N):
-            g = order[c, i]
-            if radii[c, g] > 0:
-                x0, x1, y0, y1 = _tile_rect(means2d[c, g, 0], means2d[c, g, 1], radii[c, g], tiles_x, tiles_y)
-                for ty in range(y0, y1):
-                    for tx in range(x0, x1):
-                        t = c * n_tiles + ty * tiles_x + tx
-                        ids[cursor[t]] = g
-                        cursor[t] += 1
-    return offsets, ids
-
-
-# --------------------------------------------------------------------------------------------------
-# Compositing: forward (front to back) and backward (back to front)
+# Per (camera, Gaussian) records and binning into depth-sorted tile lists
 # --------------------------------------------------------------------------------------------------
 
 ALPHA_MAX, ALPHA_MIN, T_MIN = 0.999, 1.0 / 255.0, 1e-4  # gsplat's thresholds
-_EXTENT_MARGIN = 0.01  # power margin for the per-Gaussian pixel box (conservative; exact tests follow)
+_EXTENT_MARGIN = 0.01  # power margin of the region a Gaussian can reach (conservative; exact tests follow)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _pack(means2d, conics, colors, depths, opacities, radii, packed):
-    """Per (camera, Gaussian) record; EX/EY: half-extent of the region where alpha can reach 1/255."""
+    """Per (camera, Gaussian) record. TH: the power below which alpha can reach 1/255 (plus a margin);
+    EX, EY: that ellipse's half-width and half-height; all -1 when the Gaussian cannot contribute."""
     C, N = radii.shape
     for c in range(C):
         for g in range(N):
@@ -407,30 +363,114 @@ def _pack(means2d, conics, colors, depths, opacities, radii, packed):
             rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC] = means2d[c, g, 0], means2d[c, g, 1], qa, qb, qc
             rec[_OP], rec[_R], rec[_G], rec[_B] = op, colors[c, g, 0], colors[c, g, 1], colors[c, g, 2]
             rec[_Z] = depths[c, g]
-            rec[_EX] = rec[_EY] = -1.0
+            rec[_TH] = rec[_EX] = rec[_EY] = -1.0
             det = qa * qc - qb * qb
             if radii[c, g] <= 0 or op <= 0.0 or det <= 0.0:
                 continue
             # alpha >= 1/255  <=>  power <= log(255 op); the ellipse 0.5 d^T Q d <= t spans
-            # |dx| <= sqrt(2 t Q^-1_xx), |dy| <= sqrt(2 t Q^-1_yy).
+            # |dx| <= sqrt(2 t Q^-1_xx), |dy| <= sqrt(2 t Q^-1_yy), Q^-1 = [[qc, -qb], [-qb, qa]] / det.
             t = math.log(255.0 * op) + _EXTENT_MARGIN
             if t >= 0.0:
+                rec[_TH] = t
                 rec[_EX] = math.sqrt(2.0 * t * qc / det) + 1e-3
                 rec[_EY] = math.sqrt(2.0 * t * qa / det) + 1e-3
 
 
-@njit(cache=True)
-def _pixel_box(rec, x0, x1, y0, y1):
-    """Pixels (j, i) of the tile [x0, x1) x [y0, y1) whose centre lies within the half-extents."""
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _tile_rect(rec, radius, tiles_x, tiles_y):
+    """Tiles [x0, x1) x [y0, y1) a Gaussian is listed in.
+
+    gsplat's rule (isect_tiles): the tiles its 3-sigma square touches. Tiles outside the ellipse where
+    its alpha can reach 1/255 are dropped: every pixel there would skip it, so results are unchanged.
+    """
     mx, my, ex, ey = rec[_MX], rec[_MY], rec[_EX], rec[_EY]
-    ja = max(x0, int(math.ceil(mx - ex - 0.5)))
-    jb = min(x1 - 1, int(math.floor(mx + ex - 0.5)))
-    ia = max(y0, int(math.ceil(my - ey - 0.5)))
-    ib = min(y1 - 1, int(math.floor(my + ey - 0.5)))
-    return ja, jb, ia, ib
+    tr = radius / TILE
+    x0 = max(math.floor(mx / TILE - tr), math.floor(math.ceil(mx - ex - 0.5) / TILE))
+    x1 = min(math.ceil(mx / TILE + tr), math.floor(math.floor(mx + ex - 0.5) / TILE) + 1)
+    y0 = max(math.floor(my / TILE - tr), math.floor(math.ceil(my - ey - 0.5) / TILE))
+    y1 = min(math.ceil(my / TILE + tr), math.floor(math.floor(my + ey - 0.5) / TILE) + 1)
+    x0, x1 = int(min(max(x0, 0.0), tiles_x)), int(min(max(x1, 0.0), tiles_x))
+    y0, y1 = int(min(max(y0, 0.0), tiles_y)), int(min(max(y1, 0.0), tiles_y))
+    return x0, x1, y0, y1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _bin_tiles(packed, radii, order, tiles_x, tiles_y):
+    """Depth-sorted tile lists (``order`` is a per-camera front-to-back argsort).
+
+    Returns ``offsets`` (C * tiles + 1), ``ids`` and ``recs``: tile t of camera c holds the Gaussians
+    ``ids[offsets[c * tiles + t] : offsets[c * tiles + t + 1]]``, front to back, and ``recs`` holds
+    their records in the same order, so the compositing kernels read memory sequentially.
+    """
+    C, N = radii.shape
+    n_tiles = tiles_x * tiles_y
+    # Records in depth order first: one pass of random reads the CPU can overlap, then sequential passes.
+    srt = np.empty_like(packed)
+    srt_radii = np.empty((C, N), np.int32)
+    for c in range(C):
+        for i in range(N):
+            g = order[c, i]
+            srt_radii[c, i] = radii[c, g]
+            for q in range(_PACK):
+                srt[c, i, q] = packed[c, g, q]
+    offsets = np.zeros(C * n_tiles + 1, np.int64)
+    for c in range(C):
+        for i in range(N):
+            if srt[c, i, _TH] >= 0.0:
+                x0, x1, y0, y1 = _tile_rect(srt[c, i], srt_radii[c, i], tiles_x, tiles_y)
+                for ty in range(y0, y1):
+                    for tx in range(x0, x1):
+                        offsets[c * n_tiles + ty * tiles_x + tx + 1] += 1
+    for t in range(C * n_tiles):
+        offsets[t + 1] += offsets[t]
+    cursor = offsets[:-1].copy()
+    ids = np.empty(offsets[-1], np.int32)
+    recs = np.empty((offsets[-1], _PACK), np.float32)
+    for c in range(C):
+        for i in range(N):
+            if srt[c, i, _TH] >= 0.0:
+                x0, x1, y0, y1 = _tile_rect(srt[c, i], srt_radii[c, i], tiles_x, tiles_y)
+                for ty in range(y0, y1):
+                    for tx in range(x0, x1):
+                        t = c * n_tiles + ty * tiles_x + tx
+                        k = cursor[t]
+                        ids[k] = order[c, i]
+                        for q in range(_EY + 1):
+                            recs[k, q] = srt[c, i, q]
+                        cursor[t] = k + 1
+    return offsets, ids, recs
+
+
+# --------------------------------------------------------------------------------------------------
+# Compositing: forward (front to back) and backward (back to front)
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _rows(rec, y0, y1):
+    """Rows of the tile [y0, y1) whose pixel centres lie within the ellipse's half-height."""
+    my, ey = rec[_MY], rec[_EY]
+    return max(y0, int(math.ceil(my - ey - 0.5))), min(y1 - 1, int(math.floor(my + ey - 0.5)))
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _row_span(rec, dy, x0, x1):
+    """Columns of the tile [x0, x1) where power <= TH on the row at offset dy = my - py.
+
+    ``0.5 (qa dx^2 + qc dy^2) + qb dx dy <= t`` is a quadratic in dx = mx - px; its roots bound the
+    span (widened by 1e-3 px; the exact alpha tests follow in the caller).
+    """
+    qa, qb, qc, t = rec[_QA], rec[_QB], rec[_QC], rec[_TH]
+    disc = (qb * dy) * (qb * dy) - qa * (qc * dy * dy - 2.0 * t)
+    if disc < 0.0:
+        return x0, x0 - 1
+    root = math.sqrt(disc)
+    lo, hi = (-qb * dy - root) / qa, (-qb * dy + root) / qa  # dx range
+    mx = rec[_MX]
+    return max(x0, int(math.ceil(mx - hi - 0.5 - 1e-3))), min(x1 - 1, int(math.floor(mx - lo - 0.5 + 1e-3)))
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _tile_bounds(tile, n_tiles, tiles_x, width, height):
     c = tile // n_tiles
     t = tile - c * n_tiles
@@ -439,9 +479,8 @@ def _tile_bounds(tile, n_tiles, tiles_x, width, height):
     return c, x0, min(x0 + TILE, width), y0, min(y0 + TILE, height)
 
 
-@njit(cache=True)
-def _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_acc, out_T, out_last,
-              T, acc, last, done):  # fmt: skip
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _tile_fwd(tile, recs, offsets, width, height, tiles_x, tiles_y, out_acc, out_T, out_last, T, acc, last, done):
     """Front-to-back compositing of one tile (Kerbl et al. 2023, Eq. 3) with gsplat's thresholds."""
     c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
     n_pix = (x1 - x0) * (y1 - y0)
@@ -451,13 +490,12 @@ def _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_a
     done[:] = False
     n_done = 0
     for k in range(offsets[tile], offsets[tile + 1]):
-        rec = packed[c, ids[k]]
-        if rec[_EX] < 0.0:
-            continue
+        rec = recs[k]
         mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
-        ja, jb, ia, ib = _pixel_box(rec, x0, x1, y0, y1)
+        ia, ib = _rows(rec, y0, y1)
         for i in range(ia, ib + 1):
             dy = my - (i + 0.5)
+            ja, jb = _row_span(rec, dy, x0, x1)
             for j in range(ja, jb + 1):
                 p = (i - y0) * TILE + (j - x0)
                 if done[p]:
@@ -492,21 +530,21 @@ def _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_a
             out_last[c, i, j] = last[p]
 
 
-@njit(parallel=True, cache=True)
-def _raster_fwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, out_acc, out_T, out_last):
-    n_all = packed.shape[0] * tiles_x * tiles_y
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _raster_fwd(recs, offsets, n_views, width, height, tiles_x, tiles_y, n_chunks, out_acc, out_T, out_last):
+    n_all = n_views * tiles_x * tiles_y
     for chunk in prange(n_chunks):
         T, last = np.empty(TILE * TILE), np.empty(TILE * TILE, np.int64)
         acc, done = np.empty((TILE * TILE, 4)), np.empty(TILE * TILE, np.bool_)
         for tile in range(chunk, n_all, n_chunks):  # strided: spreads busy tiles over the threads
-            _tile_fwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, out_acc, out_T, out_last,
+            _tile_fwd(tile, recs, offsets, width, height, tiles_x, tiles_y, out_acc, out_T, out_last,
                       T, acc, last, done)  # fmt: skip
 
 
-@njit(cache=True)
-def _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T, G,
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _tile_bwd(tile, recs, offsets, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T, v_recs,
               T, t_fin, buf, last, vacc, vfin):  # fmt: skip
-    """Back-to-front gradients of one tile, accumulated into G (C, N, 10)."""
+    """Back-to-front gradients of one tile; the gradient of list entry k goes to v_recs[k]."""
     c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
     k_max = -1
     last[:] = -1
@@ -520,18 +558,16 @@ def _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_fin
                 vacc[p, ch] = v_acc[c, i, j, ch]
                 buf[p, ch] = 0.0
             vfin[p] = v_T[c, i, j]
+    v_recs[max(k_max + 1, offsets[tile]) : offsets[tile + 1]] = 0.0  # behind every pixel's last
     for k in range(k_max, offsets[tile] - 1, -1):
-        g = ids[k]
-        rec = packed[c, g]
-        if rec[_EX] < 0.0:
-            continue
+        rec = recs[k]
         mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
         cr, cg, cb, cz = rec[_R], rec[_G], rec[_B], rec[_Z]
-        ja, jb, ia, ib = _pixel_box(rec, x0, x1, y0, y1)
+        ia, ib = _rows(rec, y0, y1)
         g_mx = g_my = g_qa = g_qb = g_qc = g_op = g_r = g_g = g_b = g_z = 0.0
-        hit = False
         for i in range(ia, ib + 1):
             dy = my - (i + 0.5)
+            ja, jb = _row_span(rec, dy, x0, x1)
             for j in range(ja, jb + 1):
                 p = (i - y0) * TILE + (j - x0)
                 if k > last[p]:
@@ -544,7 +580,6 @@ def _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_fin
                 alpha = min(ALPHA_MAX, op * vis)
                 if alpha < ALPHA_MIN:
                     continue
-                hit = True
                 ra = 1.0 / (1.0 - alpha)
                 T[p] *= ra  # transmittance in front of this Gaussian (gsplat recovers it the same way)
                 fac = alpha * T[p]
@@ -569,31 +604,32 @@ def _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_fin
                 buf[p, 1] += cg * fac
                 buf[p, 2] += cb * fac
                 buf[p, 3] += cz * fac
-        if hit:
-            G[c, g, 0] += g_mx
-            G[c, g, 1] += g_my
-            G[c, g, 2] += g_qa
-            G[c, g, 3] += g_qb
-            G[c, g, 4] += g_qc
-            G[c, g, 5] += g_op
-            G[c, g, 6] += g_r
-            G[c, g, 7] += g_g
-            G[c, g, 8] += g_b
-            G[c, g, 9] += g_z
+        v = v_recs[k]
+        v[0], v[1], v[2], v[3], v[4] = g_mx, g_my, g_qa, g_qb, g_qc
+        v[5], v[6], v[7], v[8], v[9] = g_op, g_r, g_g, g_b, g_z
 
 
-@njit(parallel=True, cache=True)
-def _raster_bwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, T_final, last_ids,
-                v_acc, v_T, grads):  # fmt: skip
-    """Thread ``chunk`` accumulates into its own ``grads[chunk]`` (summed afterwards: no atomics)."""
-    n_all = packed.shape[0] * tiles_x * tiles_y
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _raster_bwd(recs, offsets, n_views, width, height, tiles_x, tiles_y, n_chunks, T_final, last_ids,
+                v_acc, v_T, v_recs):  # fmt: skip
+    n_all = n_views * tiles_x * tiles_y
     for chunk in prange(n_chunks):
         T, t_fin, vfin = np.empty(TILE * TILE), np.empty(TILE * TILE), np.empty(TILE * TILE)
         buf, vacc = np.empty((TILE * TILE, 4)), np.empty((TILE * TILE, 4))
         last = np.empty(TILE * TILE, np.int64)
         for tile in range(chunk, n_all, n_chunks):
-            _tile_bwd(tile, packed, offsets, ids, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T,
-                      grads[chunk], T, t_fin, buf, last, vacc, vfin)  # fmt: skip
+            _tile_bwd(tile, recs, offsets, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T,
+                      v_recs, T, t_fin, buf, last, vacc, vfin)  # fmt: skip
+
+
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _gather_grads(v_recs, ids, offsets, tiles_per_view, grads):
+    """Sum the per-list-entry gradients into grads (C, N, 10); views in parallel (no write races)."""
+    for c in prange(grads.shape[0]):
+        for k in range(offsets[c * tiles_per_view], offsets[(c + 1) * tiles_per_view]):
+            g = ids[k]
+            for q in range(_NGRAD):
+                grads[c, g, q] += v_recs[k, q]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -647,29 +683,29 @@ class _Rasterize(torch.autograd.Function):
         width, height = size
         C, N = radii.shape
         tiles_x, tiles_y = math.ceil(width / TILE), math.ceil(height / TILE)
-        radii_np, means2d_np = radii.numpy(), _np(means2d)
+        radii_np = radii.numpy()
         packed = np.empty((C, N, _PACK), np.float32)
-        _pack(means2d_np, _np(conics), _np(colors), _np(depths), _np(opacities), radii_np, packed)
+        _pack(_np(means2d), _np(conics), _np(colors), _np(depths), _np(opacities), radii_np, packed)
         order = torch.argsort(depths.detach(), dim=1, stable=True).to(torch.int32).numpy()  # front to back
-        offsets, ids = _bin_tiles(means2d_np, radii_np, order, tiles_x, tiles_y)
+        offsets, ids, recs = _bin_tiles(packed, radii_np, order, tiles_x, tiles_y)
         acc = np.empty((C, height, width, 4), np.float32)
         T_final = np.empty((C, height, width), np.float32)
         last = np.empty((C, height, width), np.int64)
-        n_chunks = numba.get_num_threads()
-        _raster_fwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, acc, T_final, last)
-        ctx.state = (packed, offsets, ids, T_final, last, size, tiles_x, tiles_y)
+        _raster_fwd(recs, offsets, C, width, height, tiles_x, tiles_y, numba.get_num_threads(), acc, T_final, last)
+        ctx.state = (recs, offsets, ids, T_final, last, (C, N), size, tiles_x, tiles_y)
         return torch.from_numpy(acc), torch.from_numpy(T_final)
 
     @staticmethod
     def backward(ctx, v_acc, v_T):
-        packed, offsets, ids, T_final, last, (width, height), tiles_x, tiles_y = ctx.state
-        C, N = packed.shape[:2]
+        recs, offsets, ids, T_final, last, (C, N), (width, height), tiles_x, tiles_y = ctx.state
         v_acc = np.zeros((C, height, width, 4), np.float32) if v_acc is None else _np(v_acc.float())
         v_T = np.zeros((C, height, width), np.float32) if v_T is None else _np(v_T.float())
-        n_chunks = numba.get_num_threads()
-        grads = np.zeros((n_chunks, C, N, _NGRAD), np.float32)
-        _raster_bwd(packed, offsets, ids, width, height, tiles_x, tiles_y, n_chunks, T_final, last, v_acc, v_T, grads)
-        g = torch.from_numpy(grads.sum(axis=0) if n_chunks > 1 else grads[0])
+        v_recs = np.empty((recs.shape[0], _NGRAD), np.float32)
+        _raster_bwd(recs, offsets, C, width, height, tiles_x, tiles_y, numba.get_num_threads(), T_final, last,
+                    v_acc, v_T, v_recs)  # fmt: skip
+        grads = np.zeros((C, N, _NGRAD), np.float32)
+        _gather_grads(v_recs, ids, offsets, tiles_x * tiles_y, grads)
+        g = torch.from_numpy(grads)
         return g[..., 0:2], g[..., 2:5], g[..., 6:9], g[..., 9], g[..., 5].sum(0), None, None
 
 

@@ -1,11 +1,15 @@
 """Rasterizer backends against each other and against closed forms.
 
 Parity tolerances (tiled runs in float32, the dense reference in float64 on the same float32 inputs):
-- forward: colours and alphas element-wise within 2e-5, expected depth within 2e-4 (relative, where
+- forward: colours and alphas element-wise within 2e-5, expected depth within 2e-4 relative (where
   alpha > 0.01), radii identical, means2d within 1e-4 px where visible;
-- gradients: every element of every input's gradient within 1e-4 x (largest |gradient| of that input).
-A pair whose alpha sits on a threshold (1/255, T = 1e-4) within float32 rounding could flip and
-break these; the seeds below are fixed and the tests show none do.
+- gradients: element-wise within 1e-4 x (largest |gradient| of that input), and the relative L2
+  error of each input's gradient below 1e-3.
+Threshold flips: a (pixel, Gaussian) pair whose alpha lies within float32 rounding (~1e-6 relative)
+of 1/255, or a pixel whose transmittance lies that close to 1e-4, can resolve differently in float32
+and float64 (gsplat is float32 too). Such a flip adds or removes one contribution of alpha ~1/255,
+so up to 0.2% of elements (at least 2) may exceed the element-wise tolerances above, but must stay
+within 1e-2 (forward) or 1e-2 x the largest |gradient| (gradients).
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ from gen3d.recon.sh import eval_sh, sh_bases
 FWD_ATOL = 2e-5
 DEPTH_RTOL = 2e-4
 GRAD_RTOL = 1e-4
+FLIP_FRACTION = 2e-3  # elements allowed past the element-wise tolerance (threshold flips), at least 2
+FLIP_ATOL = 1e-2  # ... which must still be within this (x the largest |value| for gradients)
+
+
+def _assert_parity(actual, expected, atol, flip_atol, what):
+    """|actual - expected| <= atol element-wise, except for rare threshold flips (module docstring)."""
+    diff = (actual.double() - expected.double()).abs()
+    n_over = int((diff > atol).sum())
+    allowed = max(2, int(FLIP_FRACTION * diff.numel()))
+    assert n_over <= allowed, f"{what}: {n_over} of {diff.numel()} elements differ by more than {atol:.3g}"
+    assert diff.max() <= flip_atol, f"{what}: max difference {diff.max():.3g} > {flip_atol:.3g}"
 
 
 def _scene(n: int, views: int, width: int, height: int, sh_degree: int | None, seed: int, extremes: bool = False):
@@ -95,16 +110,19 @@ def test_tiled_matches_dense(views, n, width, height, sh_degree, with_bg, extrem
     assert torch.equal(out.radii.long(), ref.radii.long())
     vis = ref.radii > 0
     torch.testing.assert_close(out.means2d.double()[vis], ref.means2d.detach()[vis], rtol=0, atol=1e-4)
-    torch.testing.assert_close(out.colors.double(), ref.colors.detach(), rtol=0, atol=FWD_ATOL)
-    torch.testing.assert_close(out.alphas.double(), ref.alphas.detach(), rtol=0, atol=FWD_ATOL)
+    _assert_parity(out.colors, ref.colors.detach(), FWD_ATOL, FLIP_ATOL, "colors")
+    _assert_parity(out.alphas, ref.alphas.detach(), FWD_ATOL, FLIP_ATOL, "alphas")
     covered = ref.alphas > 0.01
-    torch.testing.assert_close(out.depths.double()[covered], ref.depths.detach()[covered], rtol=DEPTH_RTOL, atol=0)
+    rel_depth = (out.depths.double()[covered] - ref.depths.detach()[covered]) / ref.depths.detach()[covered]
+    _assert_parity(rel_depth, torch.zeros_like(rel_depth), DEPTH_RTOL, 10 * FLIP_ATOL, "depths (relative)")
 
     names = ["means", "quats", "scales", "opacities", "colors"]
     for name, g, g_ref in zip(names + ["means2d"], grads + [out.means2d.grad], ref_grads + [ref.means2d.grad]):
         scale = g_ref.abs().max().item()
         assert scale > 0, f"{name}: the reference gradient is all zero, the test checks nothing"
-        torch.testing.assert_close(g.double(), g_ref, rtol=0, atol=GRAD_RTOL * scale, msg=lambda m: f"{name}: {m}")
+        _assert_parity(g, g_ref, GRAD_RTOL * scale, FLIP_ATOL * scale, f"d loss / d {name}")
+        rel_l2 = ((g.double() - g_ref).norm() / g_ref.norm()).item()
+        assert rel_l2 < 1e-3, f"d loss / d {name}: relative L2 error {rel_l2:.3g}"
 
 
 def test_extreme_gaussians_are_culled_or_kept_as_expected():
