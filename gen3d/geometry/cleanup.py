@@ -85,6 +85,25 @@ def from_open3d(m) -> trimesh.Trimesh:
     return trimesh.Trimesh(v, f, vertex_colors=colors, process=False)
 
 
+def canonical_order(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The same mesh with vertices sorted by (x, y, z) and faces sorted, windings kept.
+
+    open3d's multi-threaded extraction emits vertices in a different order on every run; sorting
+    makes the output (and everything computed from it) reproducible.
+    """
+    order = np.lexsort(mesh.vertices.T[::-1])  # by x, then y, then z
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    faces = rank[mesh.faces]
+    first = faces.argmin(axis=1)  # rotate each face to start at its smallest index: same winding
+    faces = np.take_along_axis(faces, (first[:, None] + np.arange(3)) % 3, axis=1)
+    faces = faces[np.lexsort(faces.T[::-1])]
+    vc = vertex_colors_of(mesh)
+    return trimesh.Trimesh(
+        mesh.vertices[order], faces, vertex_colors=None if vc is None else vc[order], process=False
+    )
+
+
 def clean_mesh(
     mesh: trimesh.Trimesh, min_component_fraction: float = 0.05, target_faces: int | None = None
 ) -> trimesh.Trimesh:

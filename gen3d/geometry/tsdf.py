@@ -29,7 +29,7 @@ import trimesh
 from jaxtyping import Float
 
 from gen3d.cameras import Cameras
-from gen3d.geometry.cleanup import clean_mesh, from_open3d, keep_faces
+from gen3d.geometry.cleanup import canonical_order, clean_mesh, from_open3d, keep_faces
 
 Array = np.ndarray | torch.Tensor
 
@@ -210,7 +210,7 @@ def _integrate(
         )
     # open3d keeps voxels whose weight is strictly above its threshold; ours counts views (>=).
     o3d_threshold = float(weight_threshold) - 0.5
-    return from_open3d(vbg.extract_triangle_mesh(weight_threshold=o3d_threshold).to_legacy())
+    return canonical_order(from_open3d(vbg.extract_triangle_mesh(weight_threshold=o3d_threshold).to_legacy()))
 
 
 def crop_to_box(mesh: trimesh.Trimesh, box: np.ndarray) -> trimesh.Trimesh:

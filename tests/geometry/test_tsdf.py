@@ -166,6 +166,15 @@ def test_remove_small_components_keeps_large_parts():
     assert len(remove_small_components(m, 0.0).faces) == 1620
 
 
+def test_torch_and_uint8_inputs_give_the_same_mesh():
+    _, cams, out = scene("sphere")
+    a = tsdf_fusion(out.depth, out.rgb, cams, cfg=COARSE)
+    rgb8 = np.round(out.rgb * 255).astype(np.uint8)
+    b = tsdf_fusion(torch.from_numpy(out.depth), torch.from_numpy(rgb8), cams, cfg=COARSE)
+    np.testing.assert_allclose(b.vertices, a.vertices, atol=1e-6)
+    assert np.abs(vertex_colors_of(b).astype(int) - vertex_colors_of(a)).max() <= 1
+
+
 def test_bad_inputs_raise_clear_errors():
     _, cams, out = scene("sphere")
     with pytest.raises(ValueError, match="depths must have shape"):
