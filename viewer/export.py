@@ -28,6 +28,7 @@ from gen3d.errors import DataError
 
 WARN_MB = 50.0
 ENTRY = "js/main.js"
+SPARK = "vendor/spark/spark.module.min.js"  # 2.7 MB: embedded only when a result has splats
 MODULE_KEY = "@gen3d/"  # import-map key prefix of every inlined module
 TEXT_FILE_MAX = 256 * 1024  # small files (result.json, config.yaml) are embedded for download too
 
@@ -96,7 +97,12 @@ def export_page(src: str | Path, out: str | Path, *, warn_mb: float = WARN_MB) -
             if f["bytes"] <= TEXT_FILE_MAX:
                 _embed(found.root, f["url"], assets)
         r["files"] = [f for f in r["files"] if f["url"] in assets]
-    modules = {"entry": MODULE_KEY + ENTRY, "sources": bundle_modules()}
+    has_splats = any(
+        "splats" in r["assets"] or any("splats" in f["assets"] for f in (r["frames"] or {}).get("frames", []))
+        for r in index["results"]
+    )
+    skip = frozenset() if has_splats else frozenset({SPARK})
+    modules = {"entry": MODULE_KEY + ENTRY, "sources": bundle_modules(skip=skip)}
     title = index["results"][0]["title"] if len(index["results"]) == 1 else index["root"]
     page = _PAGE.format(
         csp=CSP,
@@ -167,8 +173,12 @@ def _resolve(spec: str, module: str, imap: dict[str, str]) -> str | None:
     return path
 
 
-def bundle_modules(entry: str = ENTRY) -> dict[str, str]:
-    """Every module reachable from ``entry``, keyed ``@gen3d/<path>``, imports rewritten to such keys."""
+def bundle_modules(entry: str = ENTRY, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Every module reachable from ``entry``, keyed ``@gen3d/<path>``, imports rewritten to such keys.
+
+    Modules in ``skip`` (static/-relative paths) are left out; imports of them are still rewritten,
+    so only code that would load them fails (e.g. Spark, when no exported result has splats).
+    """
     imap = _import_map()
     sources: dict[str, str] = {}
     todo = [entry]
@@ -181,7 +191,8 @@ def bundle_modules(entry: str = ENTRY) -> dict[str, str]:
             target = _resolve(m.group(3), module, imap)
             if target is None:
                 return m.group(0)
-            todo.append(target)
+            if target not in skip:
+                todo.append(target)
             return f"{m.group(1)}{m.group(2)}{MODULE_KEY}{target}{m.group(2)}"
 
         text = (STATIC / module).read_text(encoding="utf-8")

@@ -139,7 +139,7 @@ def test_screenshot_button_saves_a_png_of_the_view(viewer, tmp_path):
 
 
 def test_timeline_plays_and_scrubs_through_frames(viewer):
-    viewer.open("#/r/sequence?bg=black")
+    viewer.open("#/r/sequence?mode=points&bg=black")
     assert viewer.page.locator(".timeline").is_visible()
     st = viewer.state()
     assert st["frame"] == 0 and colour_fraction(viewer.canvas(), "red") > 0.05
@@ -156,6 +156,14 @@ def test_timeline_plays_and_scrubs_through_frames(viewer):
     viewer.page.keyboard.press("ArrowRight")  # wraps to frame 0
     viewer.page.wait_for_function("window.__viewer.frame === 0 && window.__ready === true")
     assert colour_fraction(viewer.canvas(), "red") > 0.05
+    # Splat frames: switching kind keeps the frame; stepping shows the next frame's splats.
+    viewer.page.click('button.mode[data-mode="splats"]')
+    viewer.page.wait_for_function("window.__viewer.mode === 'splats' && window.__ready === true")
+    assert viewer.state()["frame"] == 0 and colour_fraction(viewer.canvas(), "red") > 0.05
+    viewer.page.keyboard.press("ArrowRight")
+    viewer.page.wait_for_function("window.__viewer.frame === 1 && window.__ready === true")
+    img = viewer.canvas()
+    assert colour_fraction(img, "green") > 0.05 and colour_fraction(img, "red") < 0.001
     assert_clean(viewer, local(viewer))
 
 

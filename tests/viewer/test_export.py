@@ -65,6 +65,15 @@ def test_module_imports_are_rewritten_to_embedded_keys():
     assert 'import("@gen3d/vendor/spark/spark.module.min.js")' in sources["@gen3d/js/scene.js"]
 
 
+def test_spark_is_embedded_only_when_a_result_has_splats(results_root, tmp_path):
+    export_page(results_root / "green_cube", tmp_path / "mesh.html")
+    export_page(results_root / "red_sphere", tmp_path / "splats.html")
+    key = "@gen3d/vendor/spark/spark.module.min.js"
+    assert key not in _embedded((tmp_path / "mesh.html").read_text(), "gen3d-modules")["sources"]
+    assert key in _embedded((tmp_path / "splats.html").read_text(), "gen3d-modules")["sources"]
+    assert (tmp_path / "mesh.html").stat().st_size < 3e6
+
+
 def test_script_end_tags_in_data_cannot_break_the_page(tmp_path):
     from viewer_fixtures import RED, sphere_points, write_points_ply, write_result_json
 

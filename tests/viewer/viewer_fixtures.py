@@ -169,12 +169,13 @@ def make_results(root: Path) -> dict[str, Path]:
     write_points_ply(d / "points.ply", sphere_points(3000), BLUE)
     write_views(d, [RED, GREEN, BLUE, (1.0, 1.0, 0.0)])
 
-    # A time sequence: three frames of points, red -> green -> blue, moving along x.
+    # A time sequence: three frames of points and of splats, red -> green -> blue, moving along x.
     d = out["sequence"] = root / "sequence"
     write_result_json(d, "a ball changing colour", seed=5, kind="generate4d")
     frames = []
     for i, c in enumerate([RED, GREEN, BLUE]):
         write_points_ply(d / "frames" / f"{i:04d}" / "points.ply", sphere_points(2000) + [0.1 * i, 0, 0], c)
+        write_splats_ply(d / "frames" / f"{i:04d}" / "splats.ply", sphere_points(800) + [0.1 * i, 0, 0], c)
         frames.append({"path": f"{i:04d}", "time": i / 4})
     (d / "frames" / "index.json").write_text(json.dumps({"kind": "sequence", "fps": 4, "frames": frames}))
 

@@ -44,7 +44,7 @@ function card(r) {
     : el("div", { class: "nothumb" }, modes.map((m) => KIND_LABELS[m]).join(" · ") || "nothing to show");
   const sub = [r.kind, r.backend, r.seed !== null && r.seed !== undefined ? `seed ${r.seed}` : null].filter(Boolean).join(" · ");
   const stats = [];
-  if (typeof r.timings?.total === "number") stats.push(el("span", {}, `⏱ ${formatSeconds(r.timings.total)}`));
+  if (typeof r.timings?.total === "number") stats.push(el("span", {}, `total ${formatSeconds(r.timings.total)}`));
   for (const [k, v] of Object.entries(r.metrics || {}).slice(0, 3)) stats.push(el("span", {}, `${k} ${formatNumber(v)}`));
   const badges = modes.map((m) => el("span", { class: "badge" }, KIND_LABELS[m]));
   if (r.frames) badges.push(el("span", { class: "badge seq" }, `${r.frames.frames.length} frames`));

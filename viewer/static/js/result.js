@@ -72,8 +72,9 @@ export class ResultPage {
         single ? null : el("a", { href: "#/", class: "back", title: "all results" }, "← all results"),
         el("h1", { class: "prompt", title: r.title }, r.title),
         el("span", { class: "spacer" }),
-        el("div", { class: "modes", role: "group", "aria-label": "show" }, Object.values(this.modeButtons)),
-        this.pointSize, this.camerasToggle, this.resetButton, this.bgButton, this.shotButton),
+        el("div", { class: "controls" },
+          el("div", { class: "modes", role: "group", "aria-label": "show" }, Object.values(this.modeButtons)),
+          this.pointSize, this.camerasToggle, this.resetButton, this.bgButton, this.shotButton)),
       el("div", { class: "body" },
         el("div", { class: "stage" }, this.viewport, this.viewsPanel, this.message, this.timeline),
         infoPanel(r)));
@@ -153,10 +154,12 @@ export class ResultPage {
     this.frame = i;
     this.scrub.value = String(i);
     this.frameLabel.textContent = `${i + 1} / ${frames.length} · ${f.label}`;
+    const next = frames[(i + 1) % frames.length].assets[this.mode];
     return this.showAsset(f.assets[this.mode], () => {
       if (this.state.frame !== i) this.state.frameChanges++;
       this.state.frame = i;
       this.updateHash();
+      this.viewer.load(next).catch(() => {}); // prefetch: playback need not wait for the network
     });
   }
 
@@ -235,7 +238,8 @@ export class ResultPage {
   setBackground(name) {
     this.bg = name;
     this.state.background = name;
-    this.bgButton.textContent = `Background: ${name}`;
+    this.bgButton.replaceChildren(el("span", { class: "swatch", style: `background:${BACKGROUNDS[name]}` }), name);
+    this.bgButton.title = `background: ${name} (click for the next)`;
     this.node.style.setProperty("--stage-bg", BACKGROUNDS[name]);
     this.viewer?.setBackground(BACKGROUNDS[name]);
   }

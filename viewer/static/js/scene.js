@@ -7,6 +7,7 @@ import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { PLYLoader } from "three/addons/loaders/PLYLoader.js";
 import { fetchBytes, sleep } from "./util.js";
 
+const MAX_CACHED = 48; // loaded objects kept for quick switching (modes, timeline frames)
 let sparkModule = null; // Spark (2.7 MB) is imported only when a result has splats.
 const loadSpark = () => (sparkModule ??= import("@sparkjsdev/spark"));
 
@@ -93,16 +94,29 @@ export class Viewer3D {
     }
   }
 
-  // Load (once) the object for an asset {kind, format, file, url}.
+  // Load (once) the object for an asset {kind, format, file, url}. The cache keeps the most
+  // recently used MAX_CACHED objects, so a long time sequence does not fill the GPU's memory.
   load(asset) {
-    if (!this.cache.has(asset.url)) {
-      const p = this._load(asset).catch((e) => {
+    let p = this.cache.get(asset.url);
+    if (p) {
+      this.cache.delete(asset.url); // re-insert: Map order is the recency order
+    } else {
+      p = this._load(asset).catch((e) => {
         this.cache.delete(asset.url); // a retry (e.g. after fixing the file) loads again
         throw e;
       });
-      this.cache.set(asset.url, p);
     }
-    return this.cache.get(asset.url);
+    this.cache.set(asset.url, p);
+    this._evict();
+    return p;
+  }
+
+  _evict() {
+    for (const [url, p] of this.cache) {
+      if (this.cache.size <= MAX_CACHED) break;
+      this.cache.delete(url);
+      p.then((o) => o.parent !== this.root && disposeObject(o)).catch(() => {});
+    }
   }
 
   async _load(asset) {
@@ -257,11 +271,19 @@ export class Viewer3D {
     cancelAnimationFrame(this._raf);
     this._resize.disconnect();
     this.controls.dispose();
-    for (const p of this.cache.values()) p.then((o) => o.dispose?.()).catch(() => {});
+    for (const p of this.cache.values()) p.then(disposeObject).catch(() => {});
     this.renderer.dispose();
     this.renderer.forceContextLoss?.();
     this.canvas.remove();
   }
+}
+
+function disposeObject(obj) {
+  if (obj.dispose) return obj.dispose(); // SplatMesh
+  obj.traverse((o) => {
+    o.geometry?.dispose();
+    for (const m of [o.material].flat()) m?.dispose();
+  });
 }
 
 function describe(asset) {

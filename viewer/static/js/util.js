@@ -68,8 +68,9 @@ export function formatSeconds(s) {
   if (typeof s !== "number") return "";
   if (s < 1) return `${(s * 1000).toFixed(0)} ms`;
   if (s < 120) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
-  const m = Math.floor(s / 60);
-  return m < 120 ? `${m} min ${Math.round(s - 60 * m)} s` : `${(s / 3600).toFixed(1)} h`;
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  return m < 120 ? `${m} min ${whole - 60 * m} s` : `${(s / 3600).toFixed(1)} h`;
 }
 
 export function formatBytes(n) {
