@@ -36,13 +36,14 @@ from numba import njit, prange
 from torch import Tensor
 
 from gen3d.recon.projection import FOV_CLAMP_MARGIN
-from gen3d.recon.sh import MAX_SH_DEGREE, sh_bases_with_grad
+from gen3d.recon.sh import MAX_SH_DEGREE, sh_bases_grad_into, sh_bases_into
 
 TILE = 16
 # LLVM fast-math without approximate functions ("afn"): exp stays exact to float64 rounding, so
 # pairs on the 1/255 and 1e-4 thresholds resolve as in the float64 reference.
 _FASTMATH = {"nnan", "ninf", "nsz", "arcp", "contract", "reassoc"}
-_sh_bases = njit(cache=True)(sh_bases_with_grad)
+_sh_bases = njit(cache=True, error_model="numpy")(sh_bases_into)
+_sh_grads = njit(cache=True, error_model="numpy")(sh_bases_grad_into)
 _NB = (MAX_SH_DEGREE + 1) ** 2
 # Packed per (camera, Gaussian) record read by the compositing kernels.
 _MX, _MY, _QA, _QB, _QC, _OP, _R, _G, _B, _Z, _TH, _EX, _EY = range(13)
@@ -97,17 +98,27 @@ def _covariance(R, s0, s1, s2):
             R[6] * R[6] * a + R[7] * R[7] * b + R[8] * R[8] * c)  # fmt: skip
 
 
+def _camera_table(viewmats: np.ndarray, Ks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Per-camera constants (C, 23) float64: W (9, row-major), t (3), fx, fy, cx, cy, the Jacobian
+    clamp limits (x+, x-, y+, y-: 0.3 tan(fov/2) beyond each border, as 3DGS / gsplat) and the
+    camera centre (3)."""
+    vm, K = viewmats.astype(np.float64), Ks.astype(np.float64)
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    limits = np.stack([(width - cx) / fx + FOV_CLAMP_MARGIN * 0.5 * width / fx,
+                       cx / fx + FOV_CLAMP_MARGIN * 0.5 * width / fx,
+                       (height - cy) / fy + FOV_CLAMP_MARGIN * 0.5 * height / fy,
+                       cy / fy + FOV_CLAMP_MARGIN * 0.5 * height / fy], axis=1)  # fmt: skip
+    centres = np.linalg.inv(vm)[:, :3, 3]
+    table = np.concatenate([vm[:, :3, :3].reshape(-1, 9), vm[:, :3, 3], np.stack([fx, fy, cx, cy], 1), limits,
+                            centres], axis=1)  # fmt: skip
+    return np.ascontiguousarray(table)
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _view(viewmats, Ks, c, width, height):
-    W = (viewmats[c, 0, 0], viewmats[c, 0, 1], viewmats[c, 0, 2], viewmats[c, 1, 0], viewmats[c, 1, 1],
-         viewmats[c, 1, 2], viewmats[c, 2, 0], viewmats[c, 2, 1], viewmats[c, 2, 2])  # fmt: skip
-    fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
-    # Jacobian clamp limits (3DGS / gsplat): 0.3 tan(fov/2) beyond each border.
-    lxp = (width - cx) / fx + FOV_CLAMP_MARGIN * 0.5 * width / fx
-    lxn = cx / fx + FOV_CLAMP_MARGIN * 0.5 * width / fx
-    lyp = (height - cy) / fy + FOV_CLAMP_MARGIN * 0.5 * height / fy
-    lyn = cy / fy + FOV_CLAMP_MARGIN * 0.5 * height / fy
-    return W, fx, fy, cx, cy, lxp, lxn, lyp, lyn
+def _view(cams, c):
+    r = cams[c]
+    W = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+    return W, r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18], r[19]
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
@@ -129,20 +140,20 @@ def _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d):
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _project_fwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+def _project_fwd(means, quats, scales, coeffs, sh_degree, cams, width, height,
                  near, far, eps2d, means2d, conics, depths, colors, radii, n_chunks):  # fmt: skip
     N = means.shape[0]
     for chunk in prange(n_chunks):
         shb, shg = np.empty(_NB), np.empty((_NB, 3))
         for g in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
-            _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+            _project_one(g, means, quats, scales, coeffs, sh_degree, cams, width, height,
                          near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+def _project_one(g, means, quats, scales, coeffs, sh_degree, cams, width, height,
                  near, far, eps2d, means2d, conics, depths, colors, radii, shb, shg):  # fmt: skip
-    C = viewmats.shape[0]
+    C = cams.shape[0]
     n_bases = (sh_degree + 1) ** 2
     _, _, _, _, _, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
     Sig = _covariance(R, scales[g, 0], scales[g, 1], scales[g, 2])
@@ -152,10 +163,10 @@ def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campo
         means2d[c, g, 0] = means2d[c, g, 1] = 0.0
         conics[c, g, 0] = conics[c, g, 1] = conics[c, g, 2] = 0.0
         depths[c, g] = 0.0
-        W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
-        x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
-        y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
-        z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
+        W, tx0, ty0, tz0, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(cams, c)
+        x = W[0] * mx + W[1] * my + W[2] * mz + tx0
+        y = W[3] * mx + W[4] * my + W[5] * mz + ty0
+        z = W[6] * mx + W[7] * my + W[8] * mz + tz0
         if z < near or z > far:
             continue
         a, b, cc, _, _, _, _, _, _, _, _ = _ewa(_sandwich(W, Sig), x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
@@ -175,10 +186,10 @@ def _project_one(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campo
             for ch in range(3):
                 colors[c, g, ch] = coeffs[g, 0, ch]
             continue
-        dx, dy, dz = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
+        dx, dy, dz = mx - cams[c, 20], my - cams[c, 21], mz - cams[c, 22]
         dn = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
         dx, dy, dz = dx / dn, dy / dn, dz / dn
-        _sh_bases(sh_degree, dx, dy, dz, shb, shg)
+        _sh_bases(sh_degree, dx, dy, dz, shb)
         r0 = r1 = r2 = 0.5  # gsplat: SH colour + 0.5, clamped at 0
         for k in range(n_bases):
             r0 += shb[k] * coeffs[g, k, 0]
@@ -209,23 +220,23 @@ def _quat_vjp(G, w, x, y, z):
 
 
 @njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _project_bwd(means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
+def _project_bwd(means, quats, scales, coeffs, sh_degree, cams, width, height, eps2d,
                  radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
                  n_chunks):  # fmt: skip
     N = means.shape[0]
     for chunk in prange(n_chunks):
         shb, shg = np.empty(_NB), np.empty((_NB, 3))
         for g in range(chunk * N // n_chunks, (chunk + 1) * N // n_chunks):
-            _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height,
+            _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, cams, width, height,
                              eps2d, radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales,
                              v_coeffs, shb, shg)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, campos, width, height, eps2d,
+def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, cams, width, height, eps2d,
                      radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_coeffs,
                      shb, shg):  # fmt: skip
-    C = viewmats.shape[0]
+    C = cams.shape[0]
     n_bases = (sh_degree + 1) ** 2
     qn, w, qx, qy, qz, R = _rotation(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3])
     s0, s1, s2 = scales[g, 0], scales[g, 1], scales[g, 2]
@@ -236,10 +247,10 @@ def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, c
     for c in range(C):
         if radii[c, g] <= 0:
             continue
-        W, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(viewmats, Ks, c, width, height)
-        x = W[0] * mx + W[1] * my + W[2] * mz + viewmats[c, 0, 3]
-        y = W[3] * mx + W[4] * my + W[5] * mz + viewmats[c, 1, 3]
-        z = W[6] * mx + W[7] * my + W[8] * mz + viewmats[c, 2, 3]
+        W, tx0, ty0, tz0, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(cams, c)
+        x = W[0] * mx + W[1] * my + W[2] * mz + tx0
+        y = W[3] * mx + W[4] * my + W[5] * mz + ty0
+        z = W[6] * mx + W[7] * my + W[8] * mz + tz0
         Sc = _sandwich(W, Sig)
         a, b, cc, j00, j02, j11, j12, tx, ty, clx, cly = _ewa(Sc, x, y, z, fx, fy, lxp, lxn, lyp, lyn, eps2d)
         det = a * cc - b * b
@@ -295,10 +306,11 @@ def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, viewmats, Ks, c
             v_coeffs[g, 0, 1] += vc1
             v_coeffs[g, 0, 2] += vc2
             continue
-        ex, ey, ez = mx - campos[c, 0], my - campos[c, 1], mz - campos[c, 2]
+        ex, ey, ez = mx - cams[c, 20], my - cams[c, 21], mz - cams[c, 22]
         dn = max(math.sqrt(ex * ex + ey * ey + ez * ez), 1e-12)
         dx, dy, dz = ex / dn, ey / dn, ez / dn
-        _sh_bases(sh_degree, dx, dy, dz, shb, shg)
+        _sh_bases(sh_degree, dx, dy, dz, shb)
+        _sh_grads(sh_degree, dx, dy, dz, shg)
         r0 = r1 = r2 = 0.5
         for k in range(n_bases):
             r0 += shb[k] * coeffs[g, k, 0]
@@ -392,6 +404,34 @@ def _tile_rect(rec, radius, tiles_x, tiles_y):
     x0, x1 = int(min(max(x0, 0.0), tiles_x)), int(min(max(x1, 0.0), tiles_x))
     y0, y1 = int(min(max(y0, 0.0), tiles_y)), int(min(max(y1, 0.0), tiles_y))
     return x0, x1, y0, y1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
+def _depth_order(depths):
+    """Stable front-to-back argsort of each camera's depths (C, N): an LSD radix sort on the float
+    bits (3 passes of 11 bits), which orders non-negative float32 like their values (culled = 0)."""
+    C, N = depths.shape
+    order = np.empty((C, N), np.int32)
+    tmp = np.empty(N, np.int32)
+    count = np.empty(2049, np.int64)
+    for c in range(C):
+        keys = depths[c].view(np.uint32)
+        for i in range(N):
+            order[c, i] = i
+        src, dst = order[c], tmp
+        for shift in (0, 11, 22):
+            count[:] = 0
+            for i in range(N):
+                count[((keys[src[i]] >> shift) & 2047) + 1] += 1
+            for b in range(2048):
+                count[b + 1] += count[b]
+            for i in range(N):
+                d = (keys[src[i]] >> shift) & 2047
+                dst[count[d]] = src[i]
+                count[d] += 1
+            src, dst = dst, src
+        order[c, :] = src  # after 3 (odd) passes the result sits in tmp
+    return order
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
@@ -642,39 +682,39 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 class _Project(torch.autograd.Function):
+    """(means, quats, scales, colours/SH) -> per-camera (means2d, conics, depths, colours, radii)."""
+
     @staticmethod
-    def forward(ctx, means, quats, scales, coeffs, viewmats, Ks, campos, settings):
+    def forward(ctx, means, quats, scales, coeffs, cams, settings):
         sh_degree, width, height, near, far, eps2d = settings
-        C, N = viewmats.shape[0], means.shape[0]
+        C, N = cams.shape[0], means.shape[0]
         means2d = np.empty((C, N, 2), np.float32)
         conics = np.empty((C, N, 3), np.float32)
         depths = np.empty((C, N), np.float32)
         colors = np.zeros((C, N, 3), np.float32)
         radii = np.empty((C, N), np.int32)
-        _project_fwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, _np(viewmats), _np(Ks),
-                     _np(campos), width, height, near, far, eps2d, means2d, conics, depths, colors, radii,
-                     numba.get_num_threads())  # fmt: skip
+        _project_fwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, cams, width, height, near, far,
+                     eps2d, means2d, conics, depths, colors, radii, numba.get_num_threads())  # fmt: skip
         radii_t = torch.from_numpy(radii)
-        ctx.save_for_backward(means, quats, scales, coeffs, viewmats, Ks, campos, radii_t)
-        ctx.settings = settings
+        ctx.save_for_backward(means, quats, scales, coeffs, radii_t)
+        ctx.cams, ctx.settings = cams, settings
         ctx.mark_non_differentiable(radii_t)
         return (torch.from_numpy(means2d), torch.from_numpy(conics), torch.from_numpy(depths),
                 torch.from_numpy(colors), radii_t)  # fmt: skip
 
     @staticmethod
     def backward(ctx, v_means2d, v_conics, v_depths, v_colors, _v_radii):
-        means, quats, scales, coeffs, viewmats, Ks, campos, radii = ctx.saved_tensors
+        means, quats, scales, coeffs, radii = ctx.saved_tensors
         sh_degree, width, height, _near, _far, eps2d = ctx.settings
         v_means = np.empty(tuple(means.shape), np.float32)
         v_quats = np.empty(tuple(quats.shape), np.float32)
         v_scales = np.empty(tuple(scales.shape), np.float32)
         v_coeffs = np.zeros(tuple(coeffs.shape), np.float32)
-        _project_bwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, _np(viewmats), _np(Ks),
-                     _np(campos), width, height, eps2d, radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()),
-                     _np(v_depths.float()), _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs,
-                     numba.get_num_threads())  # fmt: skip
+        _project_bwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, ctx.cams, width, height, eps2d,
+                     radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()), _np(v_depths.float()),
+                     _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs, numba.get_num_threads())  # fmt: skip
         out = [torch.from_numpy(a) for a in (v_means, v_quats, v_scales, v_coeffs)]
-        return (*out, None, None, None, None)
+        return (*out, None, None)
 
 
 class _Rasterize(torch.autograd.Function):
@@ -686,7 +726,7 @@ class _Rasterize(torch.autograd.Function):
         radii_np = radii.numpy()
         packed = np.empty((C, N, _PACK), np.float32)
         _pack(_np(means2d), _np(conics), _np(colors), _np(depths), _np(opacities), radii_np, packed)
-        order = torch.argsort(depths.detach(), dim=1, stable=True).to(torch.int32).numpy()  # front to back
+        order = _depth_order(_np(depths))  # front to back
         offsets, ids, recs = _bin_tiles(packed, radii_np, order, tiles_x, tiles_y)
         acc = np.empty((C, height, width, 4), np.float32)
         T_final = np.empty((C, height, width), np.float32)
@@ -735,11 +775,10 @@ def rasterize_tiled(
     f32 = [t.float().contiguous() for t in (means, quats, scales, opacities)]
     coeffs = colors[:, None, :] if sh_degree is None else colors[:, : (sh_degree + 1) ** 2]
     coeffs = coeffs.float().contiguous()
-    vm = viewmats.detach().float().contiguous()
-    campos = torch.linalg.inv(viewmats.detach().double())[:, :3, 3].float().contiguous()
+    cams = _camera_table(_np(viewmats), _np(Ks), width, height)
     settings = (-1 if sh_degree is None else sh_degree, width, height, float(near_plane), float(far_plane), float(eps2d))
     means2d, conics, depths, rgb, radii = _Project.apply(
-        f32[0], f32[1], f32[2], coeffs, vm, Ks.detach().float().contiguous(), campos, settings
+        f32[0], f32[1], f32[2], coeffs, cams, settings
     )
     if means2d.requires_grad:
         means2d.retain_grad()

@@ -7,8 +7,8 @@ Sloan 2013, "Efficient Spherical Harmonic Evaluation", JCGT 2(2)), DC first. gsp
 the rasterizers here do the same (see ``gen3d.recon.rasterize``).
 
 Two twins live here: ``eval_sh`` (vectorised torch, autograd gives its gradient; the dense
-reference rasterizer uses it) and ``sh_bases_with_grad`` (the bases and their gradients at one scalar
-direction, plain Python that numba compiles inside the fast CPU rasterizer's kernels). The
+reference rasterizer uses it) and ``sh_bases_into`` / ``sh_bases_grad_into`` (the bases and their gradients at
+one scalar direction, plain Python that numba compiles inside the fast CPU rasterizer's kernels). The
 tests check them against each other and against gsplat's pure-torch implementation.
 """
 
@@ -85,49 +85,61 @@ def eval_sh(degree: int, dirs: Float[Tensor, "... 3"], coeffs: Float[Tensor, "..
     return (bases[..., None] * coeffs[..., : bases.shape[-1], :]).sum(dim=-2)
 
 
-def sh_bases_with_grad(degree: int, x: float, y: float, z: float, b, gb) -> None:
-    """Write the bases ``B_k`` at the unit direction (x, y, z) into ``b[k]`` and their gradients
-    (dB/dx, dB/dy, dB/dz) into ``gb[k]``, for k < (degree + 1)^2.
+def sh_bases_into(degree: int, x: float, y: float, z: float, b) -> None:
+    """Write the bases ``B_k`` at the unit direction (x, y, z) into ``b[k]``, k < (degree + 1)^2.
 
-    Straight-line scalar code for numba (``gen3d.recon.rasterize_tiled`` compiles it). The gradient
-    is of the polynomial as written; callers project it onto the sphere's tangent plane (the
-    direction is normalised before evaluation), which removes the difference between equivalent
-    forms such as ``3z^2 - 1`` and ``2z^2 - x^2 - y^2``.
+    Straight-line scalar code for numba (``gen3d.recon.rasterize_tiled`` compiles it).
     """
     b[0] = SH_C0
-    gb[0, 0] = gb[0, 1] = gb[0, 2] = 0.0
     if degree < 1:
         return
     b[1], b[2], b[3] = -SH_C1 * y, SH_C1 * z, -SH_C1 * x
+    if degree < 2:
+        return
+    b[4] = 2.0 * SH_C2A * x * y
+    b[5] = -SH_C2B * y * z
+    b[6] = SH_C2C * z * z - SH_C2D
+    b[7] = -SH_C2B * x * z
+    b[8] = SH_C2A * (x * x - y * y)
+    if degree < 3:
+        return
+    b[9] = -SH_C3A * (3.0 * x * x * y - y * y * y)
+    b[10] = 2.0 * SH_C3B * x * y * z
+    zz = -SH_C3C * z * z + SH_C3D
+    b[11] = zz * y
+    b[12] = z * (SH_C3E * z * z - SH_C3F)
+    b[13] = zz * x
+    b[14] = SH_C3B * z * (x * x - y * y)
+    b[15] = -SH_C3A * (x * x * x - 3.0 * x * y * y)
+
+
+def sh_bases_grad_into(degree: int, x: float, y: float, z: float, gb) -> None:
+    """Write the gradients (dB_k/dx, dB_k/dy, dB_k/dz) of the bases into ``gb[k]``.
+
+    The gradient is of the polynomial as written; callers project it onto the sphere's tangent plane
+    (the direction is normalised before evaluation), which removes the difference between
+    equivalent forms such as ``3z^2 - 1`` and ``2z^2 - x^2 - y^2``.
+    """
+    gb[0, 0] = gb[0, 1] = gb[0, 2] = 0.0
+    if degree < 1:
+        return
     gb[1, 0], gb[1, 1], gb[1, 2] = 0.0, -SH_C1, 0.0
     gb[2, 0], gb[2, 1], gb[2, 2] = 0.0, 0.0, SH_C1
     gb[3, 0], gb[3, 1], gb[3, 2] = -SH_C1, 0.0, 0.0
     if degree < 2:
         return
-    b[4] = 2.0 * SH_C2A * x * y
     gb[4, 0], gb[4, 1], gb[4, 2] = 2.0 * SH_C2A * y, 2.0 * SH_C2A * x, 0.0
-    b[5] = -SH_C2B * y * z
     gb[5, 0], gb[5, 1], gb[5, 2] = 0.0, -SH_C2B * z, -SH_C2B * y
-    b[6] = SH_C2C * z * z - SH_C2D
     gb[6, 0], gb[6, 1], gb[6, 2] = 0.0, 0.0, 2.0 * SH_C2C * z
-    b[7] = -SH_C2B * x * z
     gb[7, 0], gb[7, 1], gb[7, 2] = -SH_C2B * z, 0.0, -SH_C2B * x
-    b[8] = SH_C2A * (x * x - y * y)
     gb[8, 0], gb[8, 1], gb[8, 2] = 2.0 * SH_C2A * x, -2.0 * SH_C2A * y, 0.0
     if degree < 3:
         return
-    b[9] = -SH_C3A * (3.0 * x * x * y - y * y * y)
     gb[9, 0], gb[9, 1], gb[9, 2] = -6.0 * SH_C3A * x * y, -3.0 * SH_C3A * (x * x - y * y), 0.0
-    b[10] = 2.0 * SH_C3B * x * y * z
     gb[10, 0], gb[10, 1], gb[10, 2] = 2.0 * SH_C3B * y * z, 2.0 * SH_C3B * x * z, 2.0 * SH_C3B * x * y
     zz = -SH_C3C * z * z + SH_C3D
-    b[11] = zz * y
     gb[11, 0], gb[11, 1], gb[11, 2] = 0.0, zz, -2.0 * SH_C3C * z * y
-    b[12] = z * (SH_C3E * z * z - SH_C3F)
     gb[12, 0], gb[12, 1], gb[12, 2] = 0.0, 0.0, 3.0 * SH_C3E * z * z - SH_C3F
-    b[13] = zz * x
     gb[13, 0], gb[13, 1], gb[13, 2] = zz, 0.0, -2.0 * SH_C3C * z * x
-    b[14] = SH_C3B * z * (x * x - y * y)
     gb[14, 0], gb[14, 1], gb[14, 2] = 2.0 * SH_C3B * x * z, -2.0 * SH_C3B * y * z, SH_C3B * (x * x - y * y)
-    b[15] = -SH_C3A * (x * x * x - 3.0 * x * y * y)
     gb[15, 0], gb[15, 1], gb[15, 2] = -3.0 * SH_C3A * (x * x - y * y), 6.0 * SH_C3A * x * y, 0.0
