@@ -277,7 +277,7 @@ def _frames(root: Path, d: Path, warnings: list[str]) -> dict[str, Any] | None:
             warnings.append(f"frame {i}: folder frames/{e.get('path')} is missing")
             continue
         t = e.get("time", i / fps)
-        label = e.get("label") or (f"step {e['step']}" if "step" in e else f"t = {float(t):.2f} s")
+        label = e.get("label") or (f"step {e['step']}" if "step" in e else f"t = {float(t):.3g}")
         frames.append({"path": sub.name, "time": float(t), "label": str(label), "assets": _assets(root, sub)})
     if not frames:
         return None

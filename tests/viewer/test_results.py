@@ -51,7 +51,7 @@ def test_frames_from_index_json(results_root):
     seq = next(x for x in scan(results_root).results if x["id"] == "sequence")["frames"]
     assert seq["fps"] == 4 and seq["kind"] == "sequence"
     assert [f["time"] for f in seq["frames"]] == [0.0, 0.25, 0.5]
-    assert [f["label"] for f in seq["frames"]] == ["t = 0.00 s", "t = 0.25 s", "t = 0.50 s"]
+    assert [f["label"] for f in seq["frames"]] == ["t = 0", "t = 0.25", "t = 0.5"]
     assert seq["frames"][2]["assets"]["points"]["url"] == "data/sequence/frames/0002/points.ply"
 
 
