@@ -210,7 +210,10 @@ export class ResultPage {
   }
 
   key(e) {
-    if (e.target instanceof HTMLInputElement && e.target.type !== "range") return;
+    // Inputs handle their own keys (a focused scrubber steps with the arrows); a focused button
+    // already acts on space/enter.
+    if (e.target instanceof HTMLInputElement) return;
+    if (e.target instanceof HTMLButtonElement && (e.key === " " || e.key === "Enter")) return;
     if (this.mode === "views") {
       if (e.key === "ArrowRight") this.showViews(this.viewIndex + 1);
       else if (e.key === "ArrowLeft") this.showViews(this.viewIndex - 1);
