@@ -28,6 +28,7 @@ Conventions: see ``gen3d.recon.rasterize`` (the dense twin, ``rasterize_dense``,
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -419,14 +420,15 @@ def _depth_order(depths):
         for i in range(N):
             order[c, i] = i
         src, dst = order[c], tmp
-        for shift in (0, 11, 22):
+        for shift in range(0, 33, 11):
             count[:] = 0
+            bits = np.uint32(shift)  # keep the arithmetic uint32: mixed types slow numba's typing a lot
             for i in range(N):
-                count[((keys[src[i]] >> shift) & 2047) + 1] += 1
+                count[np.int64((keys[src[i]] >> bits) & np.uint32(2047)) + 1] += 1
             for b in range(2048):
                 count[b + 1] += count[b]
             for i in range(N):
-                d = (keys[src[i]] >> shift) & 2047
+                d = np.int64((keys[src[i]] >> bits) & np.uint32(2047))
                 dst[count[d]] = src[i]
                 count[d] += 1
             src, dst = dst, src
@@ -662,10 +664,10 @@ def _raster_bwd(recs, offsets, n_views, width, height, tiles_x, tiles_y, n_chunk
                       v_recs, T, t_fin, buf, last, vacc, vfin)  # fmt: skip
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FASTMATH)
+@njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
 def _gather_grads(v_recs, ids, offsets, tiles_per_view, grads):
-    """Sum the per-list-entry gradients into grads (C, N, 10); views in parallel (no write races)."""
-    for c in prange(grads.shape[0]):
+    """Sum the per-list-entry gradients into grads (C, N, 10)."""
+    for c in range(grads.shape[0]):
         for k in range(offsets[c * tiles_per_view], offsets[(c + 1) * tiles_per_view]):
             g = ids[k]
             for q in range(_NGRAD):
@@ -675,6 +677,24 @@ def _gather_grads(v_recs, ids, offsets, tiles_per_view, grads):
 # --------------------------------------------------------------------------------------------------
 # Autograd glue
 # --------------------------------------------------------------------------------------------------
+
+
+# Below this much work (camera-Gaussian pairs, or tile-list entries + pixels) a kernel runs on one
+# thread: a parallel region costs a wake-up and a barrier, which on a busy machine can take
+# milliseconds when a worker thread is not scheduled.
+_PARALLEL_MIN_WORK = 16_384
+
+
+@contextmanager
+def _threads(work: int):
+    """Run the enclosed numba kernels on all numba threads, or on one for small work; yields the count."""
+    before = numba.get_num_threads()
+    n = before if work >= _PARALLEL_MIN_WORK else 1
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(before)
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -693,8 +713,9 @@ class _Project(torch.autograd.Function):
         depths = np.empty((C, N), np.float32)
         colors = np.zeros((C, N, 3), np.float32)
         radii = np.empty((C, N), np.int32)
-        _project_fwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, cams, width, height, near, far,
-                     eps2d, means2d, conics, depths, colors, radii, numba.get_num_threads())  # fmt: skip
+        with _threads(C * N) as n_threads:
+            _project_fwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, cams, width, height, near,
+                         far, eps2d, means2d, conics, depths, colors, radii, n_threads)  # fmt: skip
         radii_t = torch.from_numpy(radii)
         ctx.save_for_backward(means, quats, scales, coeffs, radii_t)
         ctx.cams, ctx.settings = cams, settings
@@ -710,9 +731,10 @@ class _Project(torch.autograd.Function):
         v_quats = np.empty(tuple(quats.shape), np.float32)
         v_scales = np.empty(tuple(scales.shape), np.float32)
         v_coeffs = np.zeros(tuple(coeffs.shape), np.float32)
-        _project_bwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, ctx.cams, width, height, eps2d,
-                     radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()), _np(v_depths.float()),
-                     _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs, numba.get_num_threads())  # fmt: skip
+        with _threads(radii.numel()) as n_threads:
+            _project_bwd(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, ctx.cams, width, height,
+                         eps2d, radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()), _np(v_depths.float()),
+                         _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs, n_threads)  # fmt: skip
         out = [torch.from_numpy(a) for a in (v_means, v_quats, v_scales, v_coeffs)]
         return (*out, None, None)
 
@@ -731,7 +753,8 @@ class _Rasterize(torch.autograd.Function):
         acc = np.empty((C, height, width, 4), np.float32)
         T_final = np.empty((C, height, width), np.float32)
         last = np.empty((C, height, width), np.int64)
-        _raster_fwd(recs, offsets, C, width, height, tiles_x, tiles_y, numba.get_num_threads(), acc, T_final, last)
+        with _threads(len(ids) + C * width * height) as n_threads:
+            _raster_fwd(recs, offsets, C, width, height, tiles_x, tiles_y, n_threads, acc, T_final, last)
         ctx.state = (recs, offsets, ids, T_final, last, (C, N), size, tiles_x, tiles_y)
         return torch.from_numpy(acc), torch.from_numpy(T_final)
 
@@ -741,8 +764,9 @@ class _Rasterize(torch.autograd.Function):
         v_acc = np.zeros((C, height, width, 4), np.float32) if v_acc is None else _np(v_acc.float())
         v_T = np.zeros((C, height, width), np.float32) if v_T is None else _np(v_T.float())
         v_recs = np.empty((recs.shape[0], _NGRAD), np.float32)
-        _raster_bwd(recs, offsets, C, width, height, tiles_x, tiles_y, numba.get_num_threads(), T_final, last,
-                    v_acc, v_T, v_recs)  # fmt: skip
+        with _threads(len(ids) + C * width * height) as n_threads:
+            _raster_bwd(recs, offsets, C, width, height, tiles_x, tiles_y, n_threads, T_final, last, v_acc, v_T,
+                        v_recs)
         grads = np.zeros((C, N, _NGRAD), np.float32)
         _gather_grads(v_recs, ids, offsets, tiles_x * tiles_y, grads)
         g = torch.from_numpy(grads)

@@ -97,7 +97,10 @@ CASES = [
 
 
 @pytest.mark.parametrize("views,n,width,height,sh_degree,with_bg,extremes", CASES)
-def test_tiled_matches_dense(views, n, width, height, sh_degree, with_bg, extremes):
+def test_tiled_matches_dense(views, n, width, height, sh_degree, with_bg, extremes, monkeypatch):
+    import gen3d.recon.rasterize_tiled as tiled
+
+    monkeypatch.setattr(tiled, "_PARALLEL_MIN_WORK", 0)  # these inputs are small: force the threaded path
     params, cams = _scene(n, views, width, height, sh_degree, seed=n + views, extremes=extremes)
     bgs = torch.rand(views, 3, generator=torch.Generator().manual_seed(7)) if with_bg else None
     ref, ref_grads = _run("dense", params, cams, sh_degree, bgs, torch.float64)
@@ -123,6 +126,20 @@ def test_tiled_matches_dense(views, n, width, height, sh_degree, with_bg, extrem
         _assert_parity(g, g_ref, GRAD_RTOL * scale, FLIP_ATOL * scale, f"d loss / d {name}")
         rel_l2 = ((g.double() - g_ref).norm() / g_ref.norm()).item()
         assert rel_l2 < 1e-3, f"d loss / d {name}: relative L2 error {rel_l2:.3g}"
+
+
+def test_tiled_threads_do_not_change_results(monkeypatch):
+    """One thread or all: the same numbers to the bit (no atomics, no order-dependent sums)."""
+    import gen3d.recon.rasterize_tiled as tiled
+
+    params, cams = _scene(3000, 2, 96, 80, 2, seed=9, extremes=True)
+    results = []
+    for min_work in (0, 10**12):  # all threads, then one
+        monkeypatch.setattr(tiled, "_PARALLEL_MIN_WORK", min_work)
+        r, grads = _run("tiled", params, cams, 2, None, torch.float32)
+        results.append([r.colors, r.alphas, r.depths, r.means2d, r.means2d.grad, *grads])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
 
 
 def test_extreme_gaussians_are_culled_or_kept_as_expected():
