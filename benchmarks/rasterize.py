@@ -83,17 +83,20 @@ def time_backend(backend: str, views: int, res: int, n: int, repeats: int) -> di
 
 def first_call_seconds(cold: bool) -> float:
     """Wall time of a fresh process's first tiled forward+backward, with or without numba's cache."""
+    root = str(Path(__file__).resolve().parents[1])
     code = (
-        "import time; t0 = time.perf_counter(); import sys; sys.path.insert(0, %r); "
+        f"import time; t0 = time.perf_counter(); import sys; sys.path.insert(0, {root!r}); "
         "from benchmarks.rasterize import make_scene; from gen3d.recon.rasterize import rasterize; "
         "p, w, K = make_scene(100, 1, 32); r = rasterize(*p, w, K, 32, 32, sh_degree=3, backend='tiled'); "
         "r.colors.sum().backward(); print(time.perf_counter() - t0)"
-    ) % str(Path(__file__).resolve().parents[1])
+    )
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         if cold:
             env["NUMBA_CACHE_DIR"] = tmp  # an empty cache: everything compiles
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -90,7 +90,9 @@ def project_ewa(
                       (height - cy) / fy + FOV_CLAMP_MARGIN * tan_y)  # fmt: skip
     tx, ty = z * u, z * v
     zero = torch.zeros_like(z)
-    J = torch.stack([fx / z, zero, -fx * tx / z**2, zero, fy / z, -fy * ty / z**2], -1).reshape(*z.shape, 2, 3)
+    J = torch.stack([fx / z, zero, -fx * tx / z**2, zero, fy / z, -fy * ty / z**2], -1).reshape(
+        *z.shape, 2, 3
+    )
     cov2d = J @ covars_c @ J.transpose(-1, -2)  # C N 2 2
     cov2d = cov2d + eps2d * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)  # low-pass dilation
 

@@ -117,7 +117,7 @@ def render_gaussians(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     eps2d: float = 0.3,
-    background: Float[Tensor, "3"] | Float[Tensor, "C 3"] | None = None,
+    background: Float[Tensor, " 3"] | Float[Tensor, "C 3"] | None = None,
     backend: Backend = "auto",
 ) -> RasterResult:
     """Render a ``Gaussians`` set (stored unconstrained) from ``Cameras``; activations applied here."""
@@ -148,7 +148,9 @@ def _choose_backend(backend: str, means: Tensor) -> str:
     if backend == "auto":
         return "gsplat" if on_cuda else "tiled"
     if backend == "gsplat" and not on_cuda:
-        raise DeviceError("backend='gsplat' needs CUDA tensors: move the inputs with .cuda() or use 'tiled' on CPU")
+        raise DeviceError(
+            "backend='gsplat' needs CUDA tensors: move the inputs with .cuda() or use 'tiled' on CPU"
+        )
     if backend == "tiled" and on_cuda:
         raise DeviceError("backend='tiled' is the CPU rasterizer: pass CPU tensors, or use 'gsplat' on CUDA")
     return backend

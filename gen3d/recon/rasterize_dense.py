@@ -114,7 +114,9 @@ def rasterize_dense(
     backgrounds: Float[Tensor, "C 3"] | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Colours (C,H,W,3), alphas (C,H,W,1), expected depths (C,H,W,1), means2d (C,N,2), radii (C,N)."""
-    proj: Projection = project_ewa(means, quats, scales, viewmats, Ks, width, height, near_plane, far_plane, eps2d)
+    proj: Projection = project_ewa(
+        means, quats, scales, viewmats, Ks, width, height, near_plane, far_plane, eps2d
+    )
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()

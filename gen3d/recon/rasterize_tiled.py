@@ -248,7 +248,7 @@ def _project_one_bwd(g, means, quats, scales, coeffs, sh_degree, cams, width, he
     for c in range(C):
         if radii[c, g] <= 0:
             continue
-        W, tx0, ty0, tz0, fx, fy, cx, cy, lxp, lxn, lyp, lyn = _view(cams, c)
+        W, tx0, ty0, tz0, fx, fy, _, _, lxp, lxn, lyp, lyn = _view(cams, c)
         x = W[0] * mx + W[1] * my + W[2] * mz + tx0
         y = W[3] * mx + W[4] * my + W[5] * mz + ty0
         z = W[6] * mx + W[7] * my + W[8] * mz + tz0
@@ -492,7 +492,7 @@ def _bin_tiles(packed, radii, order, tiles_x, tiles_y):
 def _rows(rec, y0, y1):
     """Rows of the tile [y0, y1) whose pixel centres lie within the ellipse's half-height."""
     my, ey = rec[_MY], rec[_EY]
-    return max(y0, int(math.ceil(my - ey - 0.5))), min(y1 - 1, int(math.floor(my + ey - 0.5)))
+    return max(y0, math.ceil(my - ey - 0.5)), min(y1 - 1, math.floor(my + ey - 0.5))
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
@@ -509,7 +509,7 @@ def _row_span(rec, dy, x0, x1):
     root = math.sqrt(disc)
     lo, hi = (-qb * dy - root) / qa, (-qb * dy + root) / qa  # dx range
     mx = rec[_MX]
-    return max(x0, int(math.ceil(mx - hi - 0.5 - 1e-3))), min(x1 - 1, int(math.floor(mx - lo - 0.5 + 1e-3)))
+    return max(x0, math.ceil(mx - hi - 0.5 - 1e-3)), min(x1 - 1, math.floor(mx - lo - 0.5 + 1e-3))
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
@@ -522,7 +522,9 @@ def _tile_bounds(tile, n_tiles, tiles_x, width, height):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FASTMATH)
-def _tile_fwd(tile, recs, offsets, width, height, tiles_x, tiles_y, out_acc, out_T, out_last, T, acc, last, done):
+def _tile_fwd(
+    tile, recs, offsets, width, height, tiles_x, tiles_y, out_acc, out_T, out_last, T, acc, last, done
+):
     """Front-to-back compositing of one tile (Kerbl et al. 2023, Eq. 3) with gsplat's thresholds."""
     c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
     n_pix = (x1 - x0) * (y1 - y0)
@@ -765,8 +767,21 @@ class _Rasterize(torch.autograd.Function):
         v_T = np.zeros((C, height, width), np.float32) if v_T is None else _np(v_T.float())
         v_recs = np.empty((recs.shape[0], _NGRAD), np.float32)
         with _threads(len(ids) + C * width * height) as n_threads:
-            _raster_bwd(recs, offsets, C, width, height, tiles_x, tiles_y, n_threads, T_final, last, v_acc, v_T,
-                        v_recs)
+            _raster_bwd(
+                recs,
+                offsets,
+                C,
+                width,
+                height,
+                tiles_x,
+                tiles_y,
+                n_threads,
+                T_final,
+                last,
+                v_acc,
+                v_T,
+                v_recs,
+            )
         grads = np.zeros((C, N, _NGRAD), np.float32)
         _gather_grads(v_recs, ids, offsets, tiles_x * tiles_y, grads)
         g = torch.from_numpy(grads)
@@ -795,15 +810,22 @@ def rasterize_tiled(
     flows to the cameras (``viewmats``, ``Ks``).
     """
     if viewmats.requires_grad or Ks.requires_grad:
-        raise ValueError("the tiled rasterizer has no camera gradients: pass viewmats/Ks without requires_grad")
+        raise ValueError(
+            "the tiled rasterizer has no camera gradients: pass viewmats/Ks without requires_grad"
+        )
     f32 = [t.float().contiguous() for t in (means, quats, scales, opacities)]
     coeffs = colors[:, None, :] if sh_degree is None else colors[:, : (sh_degree + 1) ** 2]
     coeffs = coeffs.float().contiguous()
     cams = _camera_table(_np(viewmats), _np(Ks), width, height)
-    settings = (-1 if sh_degree is None else sh_degree, width, height, float(near_plane), float(far_plane), float(eps2d))
-    means2d, conics, depths, rgb, radii = _Project.apply(
-        f32[0], f32[1], f32[2], coeffs, cams, settings
+    settings = (
+        -1 if sh_degree is None else sh_degree,
+        width,
+        height,
+        float(near_plane),
+        float(far_plane),
+        float(eps2d),
     )
+    means2d, conics, depths, rgb, radii = _Project.apply(f32[0], f32[1], f32[2], coeffs, cams, settings)
     if means2d.requires_grad:
         means2d.retain_grad()
     acc, trans = _Rasterize.apply(means2d, conics, rgb, depths, f32[3], radii, (width, height))

@@ -76,7 +76,9 @@ def sh_bases(degree: int, dirs: Float[Tensor, "... 3"]) -> Float[Tensor, "... K"
     return torch.stack(out, dim=-1)
 
 
-def eval_sh(degree: int, dirs: Float[Tensor, "... 3"], coeffs: Float[Tensor, "... K 3"]) -> Float[Tensor, "... 3"]:
+def eval_sh(
+    degree: int, dirs: Float[Tensor, "... 3"], coeffs: Float[Tensor, "... K 3"]
+) -> Float[Tensor, "... 3"]:
     """Colour ``sum_k B_k(d) coeffs_k`` for (not necessarily unit) directions; uses the first
     ``(degree + 1)^2`` coefficients. Differentiable in ``dirs`` and ``coeffs`` (plain autograd)."""
     check_sh_degree(degree, coeffs.shape[-2])

@@ -43,7 +43,9 @@ def _assert_parity(actual, expected, atol, flip_atol, what):
     assert diff.max() <= flip_atol, f"{what}: max difference {diff.max():.3g} > {flip_atol:.3g}"
 
 
-def _scene(n: int, views: int, width: int, height: int, sh_degree: int | None, seed: int, extremes: bool = False):
+def _scene(
+    n: int, views: int, width: int, height: int, sh_degree: int | None, seed: int, extremes: bool = False
+):
     """Random Gaussians around the origin seen by ``views`` orbit cameras (float32)."""
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(n, 3, generator=g) * 0.5
@@ -120,7 +122,9 @@ def test_tiled_matches_dense(views, n, width, height, sh_degree, with_bg, extrem
     _assert_parity(rel_depth, torch.zeros_like(rel_depth), DEPTH_RTOL, 10 * FLIP_ATOL, "depths (relative)")
 
     names = ["means", "quats", "scales", "opacities", "colors"]
-    for name, g, g_ref in zip(names + ["means2d"], grads + [out.means2d.grad], ref_grads + [ref.means2d.grad]):
+    for name, g, g_ref in zip(
+        names + ["means2d"], grads + [out.means2d.grad], ref_grads + [ref.means2d.grad]
+    ):
         scale = g_ref.abs().max().item()
         assert scale > 0, f"{name}: the reference gradient is all zero, the test checks nothing"
         _assert_parity(g, g_ref, GRAD_RTOL * scale, FLIP_ATOL * scale, f"d loss / d {name}")
@@ -185,12 +189,14 @@ def test_single_gaussian_head_on_closed_form(backend):
 def test_saturation_and_early_termination(backend):
     """Two opaque Gaussians on one pixel: alpha is clamped at 0.999 only if the first alone stays above
     T = 1e-4; the second, which would take T to 1e-4 (0.01 * 0.01), is left out (gsplat's rule)."""
-    params, w2c, K, size = _head_on(2.0, 0.1, 0.99)
+    _, w2c, K, size = _head_on(2.0, 0.1, 0.99)
     means = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
     quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2)
     scales = torch.full((2, 3), 0.1)
     colors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    r = rasterize(means, quats, scales, torch.tensor([0.99, 0.99]), colors, w2c, K, size, size, backend=backend)
+    r = rasterize(
+        means, quats, scales, torch.tensor([0.99, 0.99]), colors, w2c, K, size, size, backend=backend
+    )
     assert r.alphas[0, 16, 16, 0].item() == pytest.approx(0.99, abs=1e-6)
     torch.testing.assert_close(r.colors[0, 16, 16], torch.tensor([0.99, 0.0, 0.0]))
     assert r.depths[0, 16, 16, 0].item() == pytest.approx(2.0, rel=1e-6)
@@ -246,7 +252,11 @@ def test_sh_twins_agree_values_and_tangent_gradients():
 def test_sh_and_projection_match_gsplat_torch_impl():
     """gsplat's pure-torch twins (CPU-safe, nothing compiled) agree with ours."""
     pytest.importorskip("gsplat")
-    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+    from gsplat.cuda._torch_impl import (
+        _fully_fused_projection,
+        _quat_scale_to_covar_preci,
+        _spherical_harmonics,
+    )
 
     (means, quats, scales, _, sh), cams = _scene(200, 3, 64, 48, 3, seed=11, extremes=True)
     dirs = torch.randn(200, 3)
@@ -316,7 +326,9 @@ def test_tiled_matches_gsplat(views, n, width, height, sh_degree, with_bg, extre
     out, grads = _run("tiled", params, cams, sh_degree, bgs, torch.float32)
     cuda_cams = cams.to("cuda")
     ps = [p.cuda() for p in params]
-    ref, ref_grads = _run("gsplat", ps, cuda_cams, sh_degree, None if bgs is None else bgs.cuda(), torch.float32)
+    ref, ref_grads = _run(
+        "gsplat", ps, cuda_cams, sh_degree, None if bgs is None else bgs.cuda(), torch.float32
+    )
     assert ref.backend == "gsplat"
     v14 = gsplat.__version__.startswith("1.4")
     if v14:  # gsplat 1.5 radii are opacity-aware per-axis extents (reduced to their max here)
