@@ -98,7 +98,11 @@ def load_weights(model: nn.Module, path: Path, map_location: str | torch.device 
     if not path.is_file():
         raise DataError(f"weights file not found: {path}")
     state = load_file(str(path), device=str(map_location))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise DataError(f"{path} does not match the config next to it ({first} ...)") from None
     if missing or unexpected:
         raise DataError(
             f"{path} does not match the config next to it (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
