@@ -128,9 +128,9 @@ def _depth_order(depths):
     return order
 
 
-@njit(cache=True, error_model="numpy", fastmath=NUMBA_FASTMATH)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=NUMBA_FASTMATH)
 def _bin_tiles(packed, radii, order, tiles_x, tiles_y):
-    """Depth-sorted tile lists (``order`` is a per-camera front-to-back argsort).
+    """Depth-sorted tile lists (``order`` is a per-camera front-to-back argsort); cameras in parallel.
 
     Returns ``offsets`` (C * tiles + 1), ``ids`` and ``recs``: tile t of camera c holds the Gaussians
     ``ids[offsets[c * tiles + t] : offsets[c * tiles + t + 1]]``, front to back, and ``recs`` holds
@@ -138,17 +138,17 @@ def _bin_tiles(packed, radii, order, tiles_x, tiles_y):
     """
     C, N = radii.shape
     n_tiles = tiles_x * tiles_y
-    # Records in depth order first: one pass of random reads the CPU can overlap, then sequential passes.
     srt = np.empty_like(packed)
     srt_radii = np.empty((C, N), np.int32)
-    for c in range(C):
+    offsets = np.zeros(C * n_tiles + 1, np.int64)
+    for c in prange(C):
+        # Records in depth order first: one pass of random reads the CPU can overlap, then
+        # sequential passes.
         for i in range(N):
             g = order[c, i]
             srt_radii[c, i] = radii[c, g]
             for q in range(_PACK):
                 srt[c, i, q] = packed[c, g, q]
-    offsets = np.zeros(C * n_tiles + 1, np.int64)
-    for c in range(C):
         for i in range(N):
             if srt[c, i, _TH] >= 0.0:
                 x0, x1, y0, y1 = _tile_rect(srt[c, i], srt_radii[c, i], tiles_x, tiles_y)
@@ -157,16 +157,16 @@ def _bin_tiles(packed, radii, order, tiles_x, tiles_y):
                         offsets[c * n_tiles + ty * tiles_x + tx + 1] += 1
     for t in range(C * n_tiles):
         offsets[t + 1] += offsets[t]
-    cursor = offsets[:-1].copy()
     ids = np.empty(offsets[-1], np.int32)
     recs = np.empty((offsets[-1], _PACK), np.float32)
-    for c in range(C):
+    for c in prange(C):
+        cursor = offsets[c * n_tiles : (c + 1) * n_tiles].copy()
         for i in range(N):
             if srt[c, i, _TH] >= 0.0:
                 x0, x1, y0, y1 = _tile_rect(srt[c, i], srt_radii[c, i], tiles_x, tiles_y)
                 for ty in range(y0, y1):
                     for tx in range(x0, x1):
-                        t = c * n_tiles + ty * tiles_x + tx
+                        t = ty * tiles_x + tx
                         k = cursor[t]
                         ids[k] = order[c, i]
                         for q in range(_EY + 1):
@@ -443,7 +443,8 @@ class _Rasterize(torch.autograd.Function):
         packed = np.empty((C, N, _PACK), np.float32)
         _pack(_np(means2d), _np(conics), _np(colors), _np(depths), _np(opacities), radii_np, packed)
         order = _depth_order(_np(depths))  # front to back
-        offsets, ids, recs = _bin_tiles(packed, radii_np, order, tiles_x, tiles_y)
+        with _threads(C * N):
+            offsets, ids, recs = _bin_tiles(packed, radii_np, order, tiles_x, tiles_y)
         acc = np.empty((C, height, width, 4), np.float32)
         T_final = np.empty((C, height, width), np.float32)
         last = np.empty((C, height, width), np.int64)
