@@ -18,6 +18,7 @@ from gen3d.errors import Gen3dError
 SUBCOMMAND_MODULES = [
     "gen3d.cli.data",
     "gen3d.cli.view",
+    "gen3d.cli.toy",
 ]
 
 

@@ -204,6 +204,18 @@ def toy_nd(dim: int = 8, k: int = 6, num_classes: int = 2, seed: int = 0, shape:
     return GaussianMixture(weights, means, covs, labels, tuple(shape))
 
 
+def toy_patterns(size: int = 4, channels: int = 1, std: float = 0.2) -> GaussianMixture:
+    """Image-shaped data (channels, size, size) for the U-Net / DiT: four +-1 patterns (horizontal and
+    vertical stripes, two checkerboards) with isotropic noise ``std``; classes: stripes 0, checkers 1."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    pats = [(yy % 2) * 2 - 1, (xx % 2) * 2 - 1, ((yy + xx) % 2) * 2 - 1, ((yy // 2 + xx // 2) % 2) * 2 - 1]
+    means = torch.stack([p.double().expand(channels, size, size).reshape(-1) for p in pats])
+    d = means.shape[1]
+    covs = (std**2 * torch.eye(d, dtype=torch.float64)).expand(4, d, d).clone()
+    return GaussianMixture(torch.ones(4, dtype=torch.float64), means, covs, torch.tensor([0, 0, 1, 1]),
+                           (channels, size, size))
+
+
 # --------------------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------------------
@@ -236,4 +248,4 @@ def _quantiles(sorted_x: Tensor, n: int) -> Tensor:
     return sorted_x[idx]
 
 
-__all__ = ["GaussianMixture", "ExactDenoiser", "toy_2d", "toy_nd", "sliced_wasserstein"]
+__all__ = ["GaussianMixture", "ExactDenoiser", "toy_2d", "toy_nd", "toy_patterns", "sliced_wasserstein"]
