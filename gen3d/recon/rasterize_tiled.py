@@ -15,7 +15,7 @@ Layering (the same stages as gsplat, each a ``torch.autograd.Function`` so autog
 3. ``_Rasterize``: front-to-back compositing per tile (``_raster_fwd``) and back-to-front gradients
    (``_raster_bwd``, transmittance recovered by division as gsplat does) to means2d, conics, colours,
    depths and opacities. Each tile-list entry gets its own gradient slot (no write races, no atomics);
-   the slots are then summed per Gaussian, one thread per camera.
+   the slots are then summed per Gaussian.
 
 Speed: each Gaussian visits only the pixels of its tile inside the ellipse where alpha can reach
 1/255 (``power <= log(255 opacity)``, with a small margin; row by row, solving the quadratic for
@@ -408,8 +408,8 @@ class _Project(torch.autograd.Function):
         colors = np.zeros((C, N, 3), np.float32)
         radii = np.empty((C, N), np.int32)
         with _threads(C * N) as n_threads:
-            project_fwd_kernel(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, cams, width, height, near,
-                         far, eps2d, means2d, conics, depths, colors, radii, n_threads)  # fmt: skip
+            project_fwd_kernel(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, cams, width, height,
+                               near, far, eps2d, means2d, conics, depths, colors, radii, n_threads)  # fmt: skip
         radii_t = torch.from_numpy(radii)
         ctx.save_for_backward(means, quats, scales, coeffs, radii_t)
         ctx.cams, ctx.settings = cams, settings
@@ -426,9 +426,10 @@ class _Project(torch.autograd.Function):
         v_scales = np.empty(tuple(scales.shape), np.float32)
         v_coeffs = np.zeros(tuple(coeffs.shape), np.float32)
         with _threads(radii.numel()) as n_threads:
-            project_bwd_kernel(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, ctx.cams, width, height,
-                         eps2d, radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()), _np(v_depths.float()),
-                         _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs, n_threads)  # fmt: skip
+            project_bwd_kernel(_np(means), _np(quats), _np(scales), _np(coeffs), sh_degree, ctx.cams, width,
+                               height, eps2d, radii.numpy(), _np(v_means2d.float()), _np(v_conics.float()),
+                               _np(v_depths.float()), _np(v_colors.float()), v_means, v_quats, v_scales, v_coeffs,
+                               n_threads)  # fmt: skip
         out = [torch.from_numpy(a) for a in (v_means, v_quats, v_scales, v_coeffs)]
         return (*out, None, None)
 
@@ -460,21 +461,8 @@ class _Rasterize(torch.autograd.Function):
         v_T = np.zeros((C, height, width), np.float32) if v_T is None else _np(v_T.float())
         v_recs = np.empty((recs.shape[0], _NGRAD), np.float32)
         with _threads(len(ids) + C * width * height) as n_threads:
-            _raster_bwd(
-                recs,
-                offsets,
-                C,
-                width,
-                height,
-                tiles_x,
-                tiles_y,
-                n_threads,
-                T_final,
-                last,
-                v_acc,
-                v_T,
-                v_recs,
-            )
+            _raster_bwd(recs, offsets, C, width, height, tiles_x, tiles_y, n_threads, T_final, last, v_acc, v_T,
+                        v_recs)  # fmt: skip
         grads = np.zeros((C, N, _NGRAD), np.float32)
         _gather_grads(v_recs, ids, offsets, tiles_x * tiles_y, grads)
         g = torch.from_numpy(grads)

@@ -9,7 +9,8 @@ Threshold flips: a (pixel, Gaussian) pair whose alpha lies within float32 roundi
 of 1/255, or a pixel whose transmittance lies that close to 1e-4, can resolve differently in float32
 and float64 (gsplat is float32 too). Such a flip adds or removes one contribution of alpha ~1/255,
 so up to 0.2% of elements (at least 2) may exceed the element-wise tolerances above, but must stay
-within 1e-2 (forward) or 1e-2 x the largest |gradient| (gradients).
+within 1e-2 (colours, alphas), 1e-1 relative (expected depth, which divides by alpha) or 1e-2 x the
+largest |gradient| (gradients).
 """
 
 from __future__ import annotations
