@@ -44,10 +44,12 @@ def sampler_runs(
     ref, _ = gmm.sample(samples, g)
     ref_logp = gmm.log_prob(ref).mean().item()
     noise = torch.randn(samples, *gmm.shape, generator=g)
+    from tqdm.auto import tqdm
+
     runs = []
-    for name in names:
+    for name in tqdm(names, desc="samplers", unit="sampler", disable=not progress):
         res = sample(name, gmm.denoiser(), noise, steps, generator=torch.Generator().manual_seed(seed + 1),
-                     trajectory=True, progress=progress)
+                     trajectory=True)
         scale = (1 + res.sigmas.float() ** 2).sqrt().reshape(-1, 1, 1)
         traj = res.trajectory[:, :trajectories].float() / scale
         runs.append(SamplerRun(name, res.x, traj, res.nfe, sliced_wasserstein(res.x, ref),

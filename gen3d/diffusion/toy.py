@@ -206,9 +206,11 @@ def toy_nd(dim: int = 8, k: int = 6, num_classes: int = 2, seed: int = 0, shape:
 
 def toy_patterns(size: int = 4, channels: int = 1, std: float = 0.2) -> GaussianMixture:
     """Image-shaped data (channels, size, size) for the U-Net / DiT: four +-1 patterns (horizontal and
-    vertical stripes, two checkerboards) with isotropic noise ``std``; classes: stripes 0, checkers 1."""
+    vertical stripes, a checkerboard and its negative) with isotropic noise ``std``; classes: stripes 0,
+    checkers 1. Each pattern repeats every 2 pixels, so it can be told from any 2 x 2 patch."""
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    pats = [(yy % 2) * 2 - 1, (xx % 2) * 2 - 1, ((yy + xx) % 2) * 2 - 1, ((yy // 2 + xx // 2) % 2) * 2 - 1]
+    check = ((yy + xx) % 2) * 2 - 1
+    pats = [(yy % 2) * 2 - 1, (xx % 2) * 2 - 1, check, -check]
     means = torch.stack([p.double().expand(channels, size, size).reshape(-1) for p in pats])
     d = means.shape[1]
     covs = (std**2 * torch.eye(d, dtype=torch.float64)).expand(4, d, d).clone()
