@@ -17,6 +17,7 @@ from gen3d.errors import Gen3dError
 # Modules that add subcommands (one line each; order = order in --help).
 SUBCOMMAND_MODULES = [
     "gen3d.cli.data",
+    "gen3d.cli.reconstruct",
     "gen3d.cli.view",
     "gen3d.cli.toy",
 ]
@@ -51,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come after flags (`--out X a=1`), which argparse's positional matching
+    # does not allow; collect the leftovers and accept them as overrides when they look like ones.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        bad = [e for e in extra if "=" not in e or e.startswith("-")]
+        if bad or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+        args.overrides = list(args.overrides or []) + extra
     handler: Callable[[argparse.Namespace], int | None] | None = getattr(args, "handler", None)
     if handler is None:
         # A group such as `gen3d data` without its subcommand: show that group's help.
