@@ -51,8 +51,8 @@ class Denoiser(Protocol):
     """D(x, sigma, cond) ~ E[x0 | x], for x = x0 + sigma n. The interface every sampler consumes."""
 
     def __call__(
-        self, x: Float[Tensor, "B *D"], sigma: Float[Tensor, " B"], cond: Conditioning | None = None
-    ) -> Float[Tensor, "B *D"]: ...
+        self, x: Float[Tensor, "B ..."], sigma: Float[Tensor, " B"], cond: Conditioning | None = None
+    ) -> Float[Tensor, "B ..."]: ...
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,8 @@ __all__ = [
     "PrecondConfig",
     "coefficients",
     "denoised_from_prediction",
-    "prediction_from_denoised",
     "native_weight",
     "noise_input",
+    "prediction_from_denoised",
     "snr",
 ]

@@ -104,4 +104,4 @@ class AutoGuidance:
         return torch.where(inside.reshape(-1, *([1] * (x.ndim - 1))), d, d_main)
 
 
-__all__ = ["guide", "rescale_to", "ClassifierFreeGuidance", "AutoGuidance"]
+__all__ = ["AutoGuidance", "ClassifierFreeGuidance", "guide", "rescale_to"]

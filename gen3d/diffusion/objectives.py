@@ -133,8 +133,8 @@ def diffusion_loss(
 
 __all__ = [
     "ObjectiveConfig",
-    "sample_sigma",
-    "loss_weight",
-    "drop_condition",
     "diffusion_loss",
+    "drop_condition",
+    "loss_weight",
+    "sample_sigma",
 ]

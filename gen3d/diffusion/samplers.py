@@ -20,8 +20,9 @@ plug into the same interface through ``diffusers_interop``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -86,7 +87,7 @@ def ddpm(denoiser, noise, sigmas, cond=None, generator=None, trajectory=False, p
     """
     D, sigmas, x = _setup(denoiser, noise, sigmas, cond, len(sigmas) - 1, progress)
     traj = [x] if trajectory else None
-    for t, s in zip(sigmas[:-1], sigmas[1:]):
+    for t, s in pairwise(sigmas):
         x0 = D(x, t)
         mean = x0 + (s**2 / t**2) * (x - x0)  # eq. 7, posterior mean (VP scale divided out)
         std = s * (t**2 - s**2).sqrt() / t  # eq. 7, beta-tilde (sigma form)
@@ -105,7 +106,7 @@ def ddim(denoiser, noise, sigmas, cond=None, generator=None, eta=0.0, trajectory
     """
     D, sigmas, x = _setup(denoiser, noise, sigmas, cond, len(sigmas) - 1, progress)
     traj = [x] if trajectory else None
-    for t, s in zip(sigmas[:-1], sigmas[1:]):
+    for t, s in pairwise(sigmas):
         x0 = D(x, t)
         eps = (x - x0) / t  # eq. 12, predicted noise
         c = eta * s * (t**2 - s**2).sqrt() / t  # eq. 16 divided by sqrt(abar_s)
@@ -126,7 +127,7 @@ def euler(denoiser, noise, sigmas, cond=None, generator=None, trajectory=False, 
     """First-order Euler on the PF-ODE dx/dsigma = (x - D) / sigma (EDM eq. 4, Algorithm 1 without line 9-11)."""
     D, sigmas, x = _setup(denoiser, noise, sigmas, cond, len(sigmas) - 1, progress)
     traj = [x] if trajectory else None
-    for t, s in zip(sigmas[:-1], sigmas[1:]):
+    for t, s in pairwise(sigmas):
         d = (x - D(x, t)) / t  # EDM Alg. 1 line 4
         x = x + (s - t) * d  # line 5
         if traj is not None:
@@ -161,7 +162,7 @@ def edm_stochastic(
     steps = len(sigmas) - 1
     D, sigmas, x = _setup(denoiser, noise, sigmas, cond, 2 * steps - 1, progress)
     traj = [x] if trajectory else None
-    for i, (t, s) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (t, s) in enumerate(pairwise(sigmas)):
         gamma = min(s_churn / steps, 2**0.5 - 1) if s_tmin <= t <= s_tmax else 0.0  # Alg. 2 line 4
         t_hat = t * (1 + gamma)  # line 5
         if gamma > 0:
@@ -191,7 +192,7 @@ def euler_maruyama(denoiser, noise, sigmas, cond=None, generator=None, trajector
     The last step (to sigma = 0) adds no noise."""
     D, sigmas, x = _setup(denoiser, noise, sigmas, cond, len(sigmas) - 1, progress)
     traj = [x] if trajectory else None
-    for t, s in zip(sigmas[:-1], sigmas[1:]):
+    for t, s in pairwise(sigmas):
         score = (D(x, t) - x) / t**2
         x = x + (t**2 - s**2) * score
         if s > 0:
@@ -219,7 +220,7 @@ def flow_euler(denoiser, noise, sigmas, cond=None, generator=None, trajectory=Fa
     ts = sigma_to_flow_t(sigmas)
     xf = x / (1 + sigmas[0])
     traj = [x] if trajectory else None
-    for t, s in zip(ts[:-1], ts[1:]):
+    for t, s in pairwise(ts):
         xf = xf + (s - t) * _velocity(D, xf, t)
         if traj is not None:
             traj.append(xf / (1 - s))
@@ -234,7 +235,7 @@ def flow_heun(denoiser, noise, sigmas, cond=None, generator=None, trajectory=Fal
     ts = sigma_to_flow_t(sigmas)
     xf = x / (1 + sigmas[0])
     traj = [x] if trajectory else None
-    for t, s in zip(ts[:-1], ts[1:]):
+    for t, s in pairwise(ts):
         u = _velocity(D, xf, t)
         x_next = xf + (s - t) * u
         if s > 0:
@@ -300,17 +301,17 @@ def sample(
 
 
 __all__ = [
+    "SAMPLERS",
     "SampleResult",
     "SamplerSpec",
-    "SAMPLERS",
-    "sample",
-    "sampler_names",
-    "ddpm",
     "ddim",
-    "euler",
-    "heun",
+    "ddpm",
     "edm_stochastic",
+    "euler",
     "euler_maruyama",
     "flow_euler",
     "flow_heun",
+    "heun",
+    "sample",
+    "sampler_names",
 ]

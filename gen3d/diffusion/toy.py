@@ -250,4 +250,4 @@ def _quantiles(sorted_x: Tensor, n: int) -> Tensor:
     return sorted_x[idx]
 
 
-__all__ = ["GaussianMixture", "ExactDenoiser", "toy_2d", "toy_nd", "toy_patterns", "sliced_wasserstein"]
+__all__ = ["ExactDenoiser", "GaussianMixture", "sliced_wasserstein", "toy_2d", "toy_nd", "toy_patterns"]

@@ -8,8 +8,8 @@ All randomness comes from one seeded CPU generator: a run is reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -46,14 +46,16 @@ class TrainResult:
 def train_denoiser(
     model: Precond,
     data: DataFn,
-    objective: ObjectiveConfig = ObjectiveConfig(),
-    config: TrainConfig = TrainConfig(),
+    objective: ObjectiveConfig | None = None,
+    config: TrainConfig | None = None,
     progress: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place; returns the per-step losses."""
     import math
     import time
 
+    objective = objective or ObjectiveConfig()
+    config = config or TrainConfig()
     g = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 

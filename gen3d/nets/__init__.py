@@ -47,4 +47,4 @@ def load_net(path: str | Path, map_location: str | torch.device = "cpu") -> Conf
     return NETS[kind].from_pretrained(path, map_location=map_location)
 
 
-__all__ = ["Backbone", "NETS", "load_net", "UNet", "UNetConfig", "DiT", "DiTConfig", "ToyMLP", "MLPConfig"]
+__all__ = ["NETS", "Backbone", "DiT", "DiTConfig", "MLPConfig", "ToyMLP", "UNet", "UNetConfig", "load_net"]

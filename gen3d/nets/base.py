@@ -8,8 +8,9 @@ Folders are written atomically: a crash leaves the old folder (or none), never h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn

@@ -64,13 +64,13 @@ class ToyMLP(ConfiguredModule):
 
     def forward(
         self,
-        x: Float[Tensor, "B *D"],
+        x: Float[Tensor, "B ..."],
         c_noise: Float[Tensor, " B"],
         tokens: Float[Tensor, "B N D"] | None = None,
         embedding: Float[Tensor, "B E"] | None = None,
         labels: Int[Tensor, " B"] | None = None,
         views: int = 1,
-    ) -> Float[Tensor, "B *D"]:
+    ) -> Float[Tensor, "B ..."]:
         if tokens is not None:
             raise ValueError("ToyMLP has no cross-attention; use the UNet or DiT backbone for text tokens")
         if tuple(x.shape[1:]) != tuple(self.config.shape):

@@ -12,10 +12,12 @@ Input (B, C, H, W) latents or images with H and W divisible by 2^(levels - 1); o
 (B, N, D) for cross-attention, per-sample embedding (B, E), class labels (B,); ``views`` joins the
 views of one object in self-attention (see ``attention``), the hook of the multi-view prior.
 
-Why our own and not diffusers' ``UNet2DConditionModel``: that model fits large latent models well
-and is offered through ``gen3d.nets.diffusers_unet``, but it cannot join views inside self-attention
-without swapping processors, has no adaptive-group-norm option together with cross-attention, and
-its config has ~60 fields; this one is ~200 lines and every line is tested on toy data.
+Why our own and not diffusers' ``UNet2DConditionModel``: that model fits large pretrained latent
+models (a few-line adapter from ``(x, c_noise, tokens)`` to its ``(sample, timestep,
+encoder_hidden_states)`` plus ``PrecondConfig(noise_input="ddpm_t")`` lets ``Precond`` drive one),
+but it cannot join views inside self-attention without swapping attention processors, has no adaptive
+group norm together with cross-attention, and its config has ~60 fields; this one is ~200 lines
+and every line is exercised on toy data.
 """
 
 from __future__ import annotations

@@ -8,7 +8,13 @@ import torch
 from gen3d.config import from_dict, to_dict
 from gen3d.diffusion.conditioning import NULL_LABEL, Conditioning
 from gen3d.diffusion.denoiser import Precond, PrecondConfig
-from gen3d.diffusion.objectives import ObjectiveConfig, diffusion_loss, drop_condition, loss_weight, sample_sigma
+from gen3d.diffusion.objectives import (
+    ObjectiveConfig,
+    diffusion_loss,
+    drop_condition,
+    loss_weight,
+    sample_sigma,
+)
 from gen3d.diffusion.schedules import alpha_bar_to_sigma, ddpm_linear_alpha_bar, sigma_to_flow_t
 from gen3d.nets import MLPConfig, ToyMLP
 

@@ -131,7 +131,7 @@ def test_ode_samplers_are_deterministic_given_noise(name):
 def test_stochastic_samplers_follow_the_generator(name):
     gmm = toy_2d()
     noise = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
-    run = lambda seed: S.sample(name, gmm.denoiser(), noise, 10, generator=torch.Generator().manual_seed(seed)).x  # noqa: E731
+    run = lambda seed: S.sample(name, gmm.denoiser(), noise, 10, generator=torch.Generator().manual_seed(seed)).x
     assert torch.equal(run(3), run(3))
     assert not torch.allclose(run(3), run(4))
 

@@ -28,7 +28,7 @@ def test_cosine_table_matches_diffusers_elementwise():
 def test_cosine_closed_form_eq17():
     # Nichol & Dhariwal eq. 17 evaluated by hand at t = T/2 (clipping is inactive there)
     t = 500
-    f = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    f = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
     assert S.cosine_alpha_bar()[t - 1].item() == pytest.approx(f(t / 1000) / f(0), rel=1e-9)
     assert S.cosine_alpha_bar_continuous(torch.tensor(0.5, dtype=torch.float64)).item() == pytest.approx(f(0.5) / f(0))
 

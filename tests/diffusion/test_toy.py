@@ -55,7 +55,7 @@ def test_sampling_moments_and_class_conditionals():
     torch.testing.assert_close(x.double().mean(0), gmm.mean(), atol=0.015, rtol=0)
     torch.testing.assert_close(torch.cov(x.double().T), gmm.cov(), atol=0.03, rtol=0)
     assert set(labels.tolist()) == {0, 1}
-    xc, lc = gmm.sample(1000, g, labels=torch.zeros(1000, dtype=torch.long))
+    _, lc = gmm.sample(1000, g, labels=torch.zeros(1000, dtype=torch.long))
     assert (lc == 0).all()
 
 

@@ -74,7 +74,7 @@ def test_each_objective_trains_a_tiny_mlp(key):
 
 def test_tiny_unet_learns_image_patterns():
     gmm = toy_patterns()  # 4 patterns of 1 x 4 x 4 pixels, std 0.2
-    net = lambda: UNet(UNetConfig(in_channels=1, channels=(8, 16), attention_levels=(1,), heads=2, groups=4))  # noqa: E731
+    net = lambda: UNet(UNetConfig(in_channels=1, channels=(8, 16), attention_levels=(1,), heads=2, groups=4))
     model = _train(gmm, net, "edm", ObjectiveConfig(), TrainConfig(steps=600, batch_size=64))
     _, gap, sw = _quality(gmm, model, "heun", 18)
     # measured: SW2 0.14, gap -3.1; exact samples SW2 0.093; Gaussian fit SW2 0.37 and gap -95;
@@ -85,7 +85,7 @@ def test_tiny_unet_learns_image_patterns():
 
 def test_tiny_dit_learns_image_patterns():
     gmm = toy_patterns()
-    net = lambda: DiT(DiTConfig(in_channels=1, patch_size=2, hidden=32, depth=2, heads=2, mlp_ratio=2.0))  # noqa: E731
+    net = lambda: DiT(DiTConfig(in_channels=1, patch_size=2, hidden=32, depth=2, heads=2, mlp_ratio=2.0))
     model = _train(gmm, net, "v", ObjectiveConfig(sigma_sampling="vp_cosine", weighting="min_snr"),
                    TrainConfig(steps=600, batch_size=128))
     _, gap, sw = _quality(gmm, model, "heun", 18)

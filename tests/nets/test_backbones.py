@@ -16,19 +16,20 @@ TOK, EXTRA, CLASSES = 8, 3, 3
 
 
 def _unet(**kw):
-    cfg = dict(in_channels=2, channels=(16, 32), attention_levels=(1,), heads=2, token_dim=TOK,
-               extra_embedding_dim=EXTRA, num_classes=CLASSES)
+    cfg = {"in_channels": 2, "channels": (16, 32), "attention_levels": (1,), "heads": 2, "token_dim": TOK,
+           "extra_embedding_dim": EXTRA, "num_classes": CLASSES}
     return UNet(UNetConfig(**{**cfg, **kw}))
 
 
 def _dit(**kw):
-    cfg = dict(in_channels=2, hidden=32, depth=2, heads=2, patch_size=2, token_dim=TOK,
-               extra_embedding_dim=EXTRA, num_classes=CLASSES)
+    cfg = {"in_channels": 2, "hidden": 32, "depth": 2, "heads": 2, "patch_size": 2, "token_dim": TOK,
+           "extra_embedding_dim": EXTRA, "num_classes": CLASSES}
     return DiT(DiTConfig(**{**cfg, **kw}))
 
 
 def _mlp(**kw):
-    return ToyMLP(MLPConfig(**{**dict(shape=(2,), hidden=32, depth=2, num_classes=CLASSES, extra_embedding_dim=EXTRA), **kw}))
+    base = {"shape": (2,), "hidden": 32, "depth": 2, "num_classes": CLASSES, "extra_embedding_dim": EXTRA}
+    return ToyMLP(MLPConfig(**{**base, **kw}))
 
 
 BUILDERS = {
@@ -43,7 +44,7 @@ BUILDERS = {
 def _inputs(net, b=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     shape = (2,) if isinstance(net, ToyMLP) else (2, 8, 8)
-    kw = dict(embedding=torch.randn(b, EXTRA, generator=g), labels=torch.tensor([0, 1, 2, -1])[:b])
+    kw = {"embedding": torch.randn(b, EXTRA, generator=g), "labels": torch.tensor([0, 1, 2, -1])[:b]}
     if not isinstance(net, ToyMLP):
         kw["tokens"] = torch.randn(b, 5, TOK, generator=g)
     return torch.randn(b, *shape, generator=g), torch.randn(b, generator=g), kw
