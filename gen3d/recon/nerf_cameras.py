@@ -58,7 +58,7 @@ def from_nerfstudio(ns: NSCameras) -> Cameras:
     return cams.to(ns.camera_to_worlds.device)
 
 
-def _generate(ns: NSCameras, view: int) -> RayBundle:
+def view_rays(ns: NSCameras, view: int) -> RayBundle:
     with warnings.catch_warnings():
         # nerfstudio 1.1.5 indexes with lists, which torch >= 2.9 warns about once per call
         warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
@@ -67,7 +67,7 @@ def _generate(ns: NSCameras, view: int) -> RayBundle:
 
 def ray_bundle(cams: Cameras, view: int) -> RayBundle:
     """All rays of one view through nerfstudio, shape (H, W); ``camera_indices`` = ``view``."""
-    return _generate(to_nerfstudio(cams), view)
+    return view_rays(to_nerfstudio(cams), view)
 
 
 def all_rays(cams: Cameras) -> RayBundle:
@@ -75,7 +75,7 @@ def all_rays(cams: Cameras) -> RayBundle:
     from nerfstudio.cameras.rays import RayBundle
 
     ns = to_nerfstudio(cams)
-    parts = [_generate(ns, v).flatten() for v in range(len(cams))]
+    parts = [view_rays(ns, v).flatten() for v in range(len(cams))]
     return RayBundle(
         origins=torch.cat([p.origins for p in parts]),
         directions=torch.cat([p.directions for p in parts]),
