@@ -45,7 +45,7 @@ class GaussianFitConfig:
     views_per_step: int = 2
     ssim_weight: float = 0.2
     mask_weight: float = 0.2
-    depth_weight: float = 0.0
+    depth_weight: float = 0.2  # used only where the views carry depth (rendered datasets do; generated views do not)
     lr_means: float = 1.5e-3
     lr_means_final: float = 1.5e-5
     lr_scales: float = 5e-3
