@@ -136,18 +136,24 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     raise ConfigError(f"{source}: key '{key}' has an unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
+def _check_known(cls: type, fields: Mapping[str, Any], key: Any, source: str, prefix: str) -> None:
+    """Raise a ConfigError naming an unknown key, its source, the closest valid key and all valid keys."""
+    if key in fields:
+        return
+    near = difflib.get_close_matches(str(key), list(fields), n=1)
+    hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+    raise ConfigError(
+        f"{source}: unknown key '{prefix}{key}' for {cls.__name__}{hint}; "
+        f"valid keys: {', '.join(prefix + f for f in fields)}"
+    )
+
+
 def _from_dict(cls: type[T], data: Mapping[str, Any], source: str, prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
-        if key not in fields:
-            near = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
-            raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}' for {cls.__name__}{hint}; "
-                f"valid keys: {', '.join(prefix + f for f in fields)}"
-            )
+        _check_known(cls, fields, key, source, prefix)
         kwargs[key] = _coerce(value, hints[key], prefix + key, source)
     try:
         return cls(**kwargs)
@@ -263,13 +269,7 @@ def _from_partial(cls: type, data: Mapping[str, Any], source: str, prefix: str) 
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
-        if key not in fields:
-            near = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
-            raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}' for {cls.__name__}{hint}; "
-                f"valid keys: {', '.join(prefix + f for f in fields)}"
-            )
+        _check_known(cls, fields, key, source, prefix)
         tp = hints[key]
         if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
             _from_partial(tp, value, source, f"{prefix}{key}.")
