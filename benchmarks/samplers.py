@@ -1,6 +1,7 @@
 """Sample quality against NFE for every sampler, driven by the exact Gaussian-mixture denoiser.
 
     python benchmarks/samplers.py [--out benchmarks/results] [--samples 4000] [--steps 4,8,16,32,64,128,256]
+    python benchmarks/samplers.py --plot-only benchmarks/results/samplers.json   # redraw from saved numbers
 
 For each toy mixture (2-D ring, 8-D random) and each sampler and step count, draws ``--samples``
 samples from the same noise and reports the sliced Wasserstein-2 distance to 20,000 exact samples
@@ -43,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samplers", default=",".join(sampler_names()))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--plot-only", metavar="JSON", help="redraw the plot and table from a saved samplers.json")
     args = p.parse_args(argv)
+    if args.plot_only:
+        from gen3d.utils.io import read_json
+
+        saved = read_json(args.plot_only)
+        quality_plot(saved["rows"], Path(args.out) / "samplers.png", saved["meta"]["noise_floor_sw2"])
+        print(markdown_table(saved["rows"], saved["meta"]["noise_floor_sw2"]))
+        return 0
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     steps_list = [int(s) for s in args.steps.split(",")]
     names = args.samplers.split(",")

@@ -132,10 +132,12 @@ def quality_plot(rows: Sequence[dict], out: str | Path, floors: dict[str, float]
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.2 * len(datasets), 4.6), squeeze=False)
     for ax, data in zip(axes[0], datasets):
-        for name in dict.fromkeys(r["sampler"] for r in rows):
+        colors = plt.get_cmap("tab20").colors  # 11+ samplers: the default 10-colour cycle repeats
+        for i, name in enumerate(dict.fromkeys(r["sampler"] for r in rows)):
             pts = sorted((r["nfe"], r["sw2"]) for r in rows if r["data"] == data and r["sampler"] == name)
             style = "--" if name in ("ddpm", "euler_maruyama", "edm_sde") else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=name,
+                    color=colors[(2 * i) % 20 + (2 * i) // 20])
         ax.axhline(floors[data], color="k", ls=":", lw=1, label="exact samples (noise floor)")
         ax.set_xscale("log")
         ax.set_yscale("log")
