@@ -64,11 +64,12 @@ def test_each_objective_trains_a_tiny_mlp(key):
                    ObjectiveConfig(sigma_sampling=sigmas, weighting=weighting),
                    TrainConfig(steps=train_steps, batch_size=256, lr=2e-3))
     x, gap, sw = _quality(gmm, model, sampler, steps)
-    # measured: SW2 0.07-0.09 (exact samples: ~0.04; untrained net 0.93; Gaussian fit 0.37),
-    # log-density gap -0.75..-0.95 (untrained -4.7), all samples within radius 3.1 (data: 2.6)
+    # measured: SW2 0.070-0.086 (exact samples: ~0.04; untrained net 0.93; Gaussian fit 0.37),
+    # log-density gap -0.80..-0.95 (untrained -4.7), max |x| 2.2-4.0 (exact data ~2.6; the eps
+    # failure mode throws samples to 13-49)
     assert sw < 0.13, f"{key}: sliced W2 {sw:.3f}"
     assert gap > -1.5, f"{key}: log-density gap {gap:+.2f}"
-    assert x.norm(dim=1).max() < 4.0
+    assert x.norm(dim=1).max() < 6.0
     assert (x.double().mean(0) - gmm.mean()).abs().max() < 0.15
 
 
@@ -77,7 +78,7 @@ def test_tiny_unet_learns_image_patterns():
     net = lambda: UNet(UNetConfig(in_channels=1, channels=(8, 16), attention_levels=(1,), heads=2, groups=4))
     model = _train(gmm, net, "edm", ObjectiveConfig(), TrainConfig(steps=600, batch_size=64))
     _, gap, sw = _quality(gmm, model, "heun", 18)
-    # measured: SW2 0.14, gap -3.1; exact samples SW2 0.093; Gaussian fit SW2 0.37 and gap -95;
+    # measured: SW2 0.12, gap -4.5; exact samples SW2 0.093; Gaussian fit SW2 0.37 and gap -95;
     # exact data with 1.5x the noise std: gap -10
     assert sw < 0.2, f"sliced W2 {sw:.3f}"
     assert gap > -8.0, f"log-density gap {gap:+.2f}"
@@ -89,7 +90,7 @@ def test_tiny_dit_learns_image_patterns():
     model = _train(gmm, net, "v", ObjectiveConfig(sigma_sampling="vp_cosine", weighting="min_snr"),
                    TrainConfig(steps=600, batch_size=128))
     _, gap, sw = _quality(gmm, model, "heun", 18)
-    # measured: SW2 0.08, gap -2.3 (EDM objective); thresholds and failure levels as for the U-Net
+    # measured: SW2 0.13, gap +0.14; thresholds and failure levels as for the U-Net
     assert sw < 0.2, f"sliced W2 {sw:.3f}"
     assert gap > -8.0, f"log-density gap {gap:+.2f}"
 
@@ -106,6 +107,6 @@ def test_classifier_free_guidance_sharpens_a_trained_conditional_model():
         for w in (1.0, 3.0):
             x = sample("heun", ClassifierFreeGuidance(model, w), noise, 18, cond=cond).x
             post[w] = gmm.class_posterior(x)[:, 0].mean().item()
-    # measured: mean true p(class 0 | x) 0.931 unguided (exact class-0 data: 0.955) -> 0.966 at w = 3
+    # measured: mean true p(class 0 | x) 0.936 unguided (exact class-0 data: 0.955) -> 0.964 at w = 3
     assert post[1.0] > 0.85
     assert post[3.0] > post[1.0] + 0.015
