@@ -242,7 +242,11 @@ def fit_gaussians(
     params = _params(initial_gaussians(views, cfg)).to(dev)
     optimizers = _optimizers(params, cfg)
     strategy = _strategy(cfg, dev)
-    state = strategy.initialize_state(scene_scale=cfg.bound) if strategy is not None else None
+    mcmc = cfg.densify == "mcmc"
+    if strategy is None:
+        state = None
+    else:  # gsplat's MCMC strategy takes no scene scale
+        state = strategy.initialize_state() if mcmc else strategy.initialize_state(scene_scale=cfg.bound)
     start, losses = 0, []
     if checkpoint_dir is not None and (ck := load_checkpoint(Path(checkpoint_dir), dev)) is not None:
         start, losses = _restore(ck, params, optimizers, state, cfg)
@@ -282,7 +286,10 @@ def fit_gaussians(
             if valid.any():
                 loss = loss + cfg.depth_weight * (out.depths[..., 0] - depths[idx])[valid].abs().mean()
         loss.backward()
-        if strategy is not None:
+        if strategy is not None and mcmc:  # MCMC scales its position noise by the current means' rate
+            lr = optimizers["means"].param_groups[0]["lr"]
+            strategy.step_post_backward(params, optimizers, state, step, info, lr=lr)
+        elif strategy is not None:
             strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
         for opt in optimizers.values():
             opt.step()

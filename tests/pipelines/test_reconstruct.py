@@ -99,3 +99,27 @@ def test_nerf_backend_writes_the_same_folder(data: Path, tmp_path: Path):
     r = json.loads((out / "result.json").read_text())
     assert r["backend"] == "nerf" and r["metrics"]["iterations"] == 120
     assert r["metrics"]["train_psnr"] > 15  # a blank render scores ~10 dB on these views
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("densify", ["default", "mcmc"])
+def test_gpu_fit_with_gsplat_strategies(data: Path, densify: str):
+    """On CUDA the fit runs through gsplat's rasterizer and both of its densification strategies."""
+    from gen3d.data.dataset import load_views
+    from gen3d.recon.fit_gaussians import GaussianFitConfig, fit_gaussians
+
+    views = load_views(data)
+    cfg = GaussianFitConfig(iters=300, densify=densify, refine_start=50, refine_every=25, max_gaussians=4000)
+    res = fit_gaussians(views, cfg, device="cuda", quiet=True)
+    assert res.representation.gaussians.means.is_cuda
+    assert res.losses[-1] < 0.5 * res.losses[0]
+    if densify == "mcmc":
+        assert len(res.representation.gaussians) <= 4000
+
+
+def test_mcmc_on_cpu_is_a_clear_error(data: Path):
+    from gen3d.data.dataset import load_views
+    from gen3d.recon.fit_gaussians import GaussianFitConfig, fit_gaussians
+
+    with pytest.raises(DeviceError, match="mcmc"):
+        fit_gaussians(load_views(data), GaussianFitConfig(iters=2, densify="mcmc"), device="cpu", quiet=True)
