@@ -11,10 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from gen3d.cameras import Cameras
+
+
+def recomposite(
+    images: Float[Tensor, "V H W 3"], masks: Float[Tensor, "V H W"], background: tuple[float, float, float]
+) -> Float[Tensor, "V H W 3"]:
+    """Views read by ``load_views`` are composited on white (``c m + 1 - m``); move them onto ``background``."""
+    if tuple(background) == (1.0, 1.0, 1.0):
+        return images
+    m = masks[..., None].to(images)
+    return images - (1 - m) + (1 - m) * torch.tensor(background, dtype=images.dtype, device=images.device)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from gen3d.cameras import Cameras
 from gen3d.data.dataset import ViewSet
 from gen3d.errors import DataError, DeviceError
-from gen3d.recon.base import FitResult, Render
+from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.gaussians import Gaussians, num_sh_bases, rgb_to_sh_dc, knn_mean_distance
 from gen3d.recon.init import visual_hull_points
 from gen3d.utils.io import atomic_path, write_json
@@ -230,10 +230,8 @@ def fit_gaussians(
     gen = torch.Generator().manual_seed(cfg.seed)
     bg = torch.tensor(cfg.background, dtype=torch.float32)
     images = views.images.to(dev)
-    if views.masks is not None:
-        # Composite onto the fitting background so colour and alpha targets agree.
-        m = views.masks[..., None].to(dev)
-        images = images * m + (1 - m) * bg.to(dev) if cfg.background != (1.0, 1.0, 1.0) else images
+    if views.masks is not None:  # colour and alpha targets must agree on the fitting background
+        images = recomposite(images, views.masks.to(dev), cfg.background)
     masks = views.masks.to(dev) if views.masks is not None else None
     depths = views.depths.to(dev) if (views.depths is not None and cfg.depth_weight > 0) else None
     cams = views.cameras.to(dev)

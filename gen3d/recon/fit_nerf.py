@@ -40,7 +40,7 @@ from gen3d.cameras import Cameras
 from gen3d.config import from_dict, to_dict
 from gen3d.data.dataset import ViewSet
 from gen3d.errors import ConfigError, DataError
-from gen3d.recon.base import FitResult, Render
+from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.fit_gaussians import resolve_device
 from gen3d.recon.nerf_cameras import all_rays, camera_z_from_ray_depth, to_nerfstudio, view_rays
 from gen3d.utils.io import atomic_path, write_json
@@ -423,11 +423,7 @@ def load_checkpoint(folder: Path, model: NerfModel, opt: torch.optim.Optimizer, 
 def _training_rays(views: ViewSet, cfg: NerfFitConfig, dev: torch.device) -> dict[str, torch.Tensor]:
     """Every pixel of every view as a ray with its target colour and mask, flattened, on ``dev``."""
     b = all_rays(views.cameras)
-    images = views.images
-    if views.masks is not None and cfg.background != (1.0, 1.0, 1.0):
-        # Views come composited on white (c * m + 1 - m); re-composite onto the fitting background.
-        m = views.masks[..., None]
-        images = images - (1 - m) + (1 - m) * torch.tensor(cfg.background)
+    images = views.images if views.masks is None else recomposite(views.images, views.masks, cfg.background)
     rays = {
         "origins": b.origins,
         "directions": b.directions,

@@ -123,3 +123,16 @@ def test_mcmc_on_cpu_is_a_clear_error(data: Path):
 
     with pytest.raises(DeviceError, match="mcmc"):
         fit_gaussians(load_views(data), GaussianFitConfig(iters=2, densify="mcmc"), device="cpu", quiet=True)
+
+
+def test_recomposite_moves_white_composited_views_onto_another_background():
+    import torch
+
+    from gen3d.recon.base import recomposite
+
+    c = torch.rand(2, 4, 4, 3)
+    m = torch.rand(2, 4, 4)
+    on_white = c * m[..., None] + (1 - m[..., None])
+    on_black = recomposite(on_white, m, (0.0, 0.0, 0.0))
+    torch.testing.assert_close(on_black, c * m[..., None])
+    assert recomposite(on_white, m, (1.0, 1.0, 1.0)) is on_white
