@@ -14,7 +14,6 @@ from the last one.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from gen3d.cameras import Cameras
 from gen3d.data.dataset import ViewSet
@@ -30,7 +28,7 @@ from gen3d.errors import DataError, DeviceError
 from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.gaussians import Gaussians, num_sh_bases, rgb_to_sh_dc, knn_mean_distance
 from gen3d.recon.init import visual_hull_points
-from gen3d.utils.io import atomic_path, write_json
+from gen3d.utils.checkpoint import pack_adam, read_checkpoint, unpack_adam, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -176,34 +174,19 @@ def _strategy(cfg: GaussianFitConfig, device: torch.device):
 
 def save_checkpoint(folder: Path, step: int, params, optimizers, strategy_state: dict | None, losses: list[float]) -> None:
     tensors = {f"param.{k}": v.detach().contiguous().cpu() for k, v in params.items()}
-    meta = {"step": step, "losses": losses, "adam_steps": {}}
-    for k, opt in optimizers.items():
-        st = opt.state.get(params[k])
-        if st:
-            tensors[f"adam.{k}.exp_avg"] = st["exp_avg"].contiguous().cpu()
-            tensors[f"adam.{k}.exp_avg_sq"] = st["exp_avg_sq"].contiguous().cpu()
-            meta["adam_steps"][k] = float(st["step"])
+    adam, steps = pack_adam((k, params[k], opt) for k, opt in optimizers.items())
+    tensors.update(adam)
+    meta: dict = {"step": step, "losses": losses, "adam_steps": steps}
     for k, v in (strategy_state or {}).items():
         if isinstance(v, torch.Tensor):
             tensors[f"strategy.{k}"] = v.contiguous().cpu()
         else:
             meta.setdefault("strategy", {})[k] = v
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "last.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(folder / "last.json", meta)
+    write_checkpoint(folder, tensors, meta)
 
 
 def load_checkpoint(folder: Path, device: torch.device):
-    st_path, js_path = folder / "last.safetensors", folder / "last.json"
-    if not (st_path.is_file() and js_path.is_file()):
-        return None
-    try:
-        tensors = load_file(str(st_path), device=str(device))
-        meta = json.loads(js_path.read_text())
-    except Exception as e:  # noqa: BLE001 - a corrupt checkpoint must name itself
-        raise DataError(f"checkpoint {st_path} is corrupt ({e}); delete {folder} to start over") from e
-    return tensors, meta
+    return read_checkpoint(folder, device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,14 +293,8 @@ def _restore(ck, params, optimizers, state, cfg: GaussianFitConfig) -> tuple[int
     for k in list(params.keys()):
         params[k] = torch.nn.Parameter(tensors[f"param.{k}"])
     new_opts = _optimizers(params, cfg)
-    for k, opt in new_opts.items():
-        if f"adam.{k}.exp_avg" in tensors:
-            opt.state[params[k]] = {
-                "step": torch.tensor(meta["adam_steps"][k]),
-                "exp_avg": tensors[f"adam.{k}.exp_avg"],
-                "exp_avg_sq": tensors[f"adam.{k}.exp_avg_sq"],
-            }
-        optimizers[k] = opt
+    unpack_adam(((k, params[k], opt) for k, opt in new_opts.items()), tensors, meta["adam_steps"])
+    optimizers.update(new_opts)
     if state is not None:
         for key in list(state.keys()):
             if f"strategy.{key}" in tensors:

@@ -43,6 +43,7 @@ from gen3d.errors import ConfigError, DataError
 from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.fit_gaussians import resolve_device
 from gen3d.recon.nerf_cameras import all_rays, camera_z_from_ray_depth, to_nerfstudio, view_rays
+from gen3d.utils.checkpoint import pack_adam, unpack_adam, write_checkpoint
 from gen3d.utils.io import atomic_path, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -374,19 +375,12 @@ def save_checkpoint(
     mses: list[float],
 ) -> None:
     tensors = {f"param.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    meta = {"step": step, "losses": losses, "mses": mses, "adam_steps": {}, "config": to_dict(model.cfg)}
-    for name, p in model.named_parameters():
-        st = opt.state.get(p)
-        if st:
-            tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].cpu().contiguous()
-            tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
-            meta["adam_steps"][name] = float(st["step"])
+    adam, steps = pack_adam((name, p, opt) for name, p in model.named_parameters())
+    tensors.update(adam)
+    meta = {"step": step, "losses": losses, "mses": mses, "adam_steps": steps, "config": to_dict(model.cfg)}
     tensors["rng.batch"] = gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "last.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(folder / "last.json", meta)
+    write_checkpoint(folder, tensors, meta)
 
 
 def load_checkpoint(folder: Path, model: NerfModel, opt: torch.optim.Optimizer, gen: torch.Generator):
@@ -398,13 +392,7 @@ def load_checkpoint(folder: Path, model: NerfModel, opt: torch.optim.Optimizer, 
         tensors = load_file(str(st_path))
         meta = json.loads(js_path.read_text())
         model.load_state_dict({k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")})
-        for name, p in model.named_parameters():
-            if f"adam.{name}.exp_avg" in tensors:
-                opt.state[p] = {
-                    "step": torch.tensor(meta["adam_steps"][name]),
-                    "exp_avg": tensors[f"adam.{name}.exp_avg"].to(p.device),
-                    "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].to(p.device),
-                }
+        unpack_adam(((name, p, opt) for name, p in model.named_parameters()), tensors, meta["adam_steps"])
         gen.set_state(tensors["rng.batch"])
         torch.set_rng_state(tensors["rng.torch"])
         step = int(meta["step"])
