@@ -96,13 +96,16 @@ def loss_weight(cfg: ObjectiveConfig, prediction: str, sigma: Tensor, sigma_data
     raise ValueError(f"unknown weighting {cfg.weighting!r}")
 
 
-def drop_condition(cond: Conditioning | None, p: float, generator: torch.Generator | None = None) -> Conditioning | None:
+def drop_condition(
+    cond: Conditioning | None, p: float, generator: torch.Generator | None = None, views: int = 1
+) -> Conditioning | None:
     """Replace each sample's condition by the null condition with probability ``p``
-    (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", Algorithm 1: p_uncond)."""
+    (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", Algorithm 1: p_uncond). With
+    ``views`` > 1 the batch holds objects x views and all views of one object are dropped together."""
     if cond is None or p <= 0 or cond.batch_size is None:
         return cond
-    mask = torch.rand(cond.batch_size, generator=generator) < p
-    return cond.where_null(mask)
+    mask = torch.rand(cond.batch_size // views, generator=generator) < p
+    return cond.where_null(mask.repeat_interleave(views))
 
 
 def diffusion_loss(
@@ -119,9 +122,12 @@ def diffusion_loss(
     reproducible on any device.
     """
     b = x0.shape[0]
-    sigma = sample_sigma(cfg, b, generator).to(x0.device, x0.dtype)
+    if b % views:
+        raise ValueError(f"batch {b} is not a whole number of objects with views={views}")
+    # one noise level per object: its views are denoised jointly, so they share sigma
+    sigma = sample_sigma(cfg, b // views, generator).repeat_interleave(views).to(x0.device, x0.dtype)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    cond = drop_condition(cond, cfg.cond_drop_prob, generator)
+    cond = drop_condition(cond, cfg.cond_drop_prob, generator, views)
     pc = model.config
     x = x0 + sigma.reshape(b, *([1] * (x0.ndim - 1))) * noise
     err = (model.raw(x, sigma, cond, views) - model.target(x0, noise, sigma)) ** 2

@@ -19,6 +19,7 @@ from gen3d.errors import DataError
 from gen3d.nets.base import ConfiguredModule, read_net_config
 from gen3d.nets.dit import DiT, DiTConfig
 from gen3d.nets.mlp import MLPConfig, ToyMLP
+from gen3d.nets.multiview import MultiViewConfig, MultiViewNet
 from gen3d.nets.unet import UNet, UNetConfig
 
 
@@ -36,7 +37,7 @@ class Backbone(Protocol):
     ) -> Float[Tensor, "B ..."]: ...
 
 
-NETS: dict[str, type[ConfiguredModule]] = {"mlp": ToyMLP, "unet": UNet, "dit": DiT}
+NETS: dict[str, type[ConfiguredModule]] = {"mlp": ToyMLP, "unet": UNet, "dit": DiT, "multiview": MultiViewNet}
 
 
 def load_net(path: str | Path, map_location: str | torch.device = "cpu") -> ConfiguredModule:
@@ -47,4 +48,4 @@ def load_net(path: str | Path, map_location: str | torch.device = "cpu") -> Conf
     return NETS[kind].from_pretrained(path, map_location=map_location)
 
 
-__all__ = ["NETS", "Backbone", "DiT", "DiTConfig", "MLPConfig", "ToyMLP", "UNet", "UNetConfig", "load_net"]
+__all__ = ["NETS", "Backbone", "DiT", "DiTConfig", "MLPConfig", "MultiViewConfig", "MultiViewNet", "ToyMLP", "UNet", "UNetConfig", "load_net"]

@@ -1,0 +1,217 @@
+"""The multi-view latent diffusion prior: prompt -> V posed views (RGB, alpha, depth) of one object.
+
+Components, each swappable on its own (``MultiViewPrior(autoencoder, denoiser, text_encoder, rig)``):
+
+* ``autoencoder``: maps the 5-channel views (RGB, alpha, depth; ``mvdata.to_network``) to latents
+  and back (``gen3d.autoencoders.Autoencoder``, or a diffusers ``AutoencoderKL`` from a local
+  folder through ``DiffusersAutoencoder``);
+* ``denoiser``: a ``Precond`` around ``MultiViewNet`` (cross-view attention, camera and text
+  conditioning), trained with any objective of ``gen3d.diffusion``;
+* ``text_encoder``: prompts -> tokens (``gen3d.priors.text``);
+* ``rig``: the V cameras the views are generated for (the training rig).
+
+Sampling: x_T ~ N(0, sigma_max^2 I) for all V views of an object jointly, any sampler of
+``gen3d.diffusion.samplers`` over the denoiser wrapped in classifier-free guidance (the null
+condition is "no text"; the cameras are always given), then the decoder per view.
+
+Saved as a folder: ``prior.json`` (rig, text encoder, sampling defaults, training summary),
+``autoencoder/`` and ``denoiser/`` (config.json + safetensors each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gen3d.diffusion.conditioning import Conditioning
+from gen3d.diffusion.denoiser import Precond
+from gen3d.errors import ConfigError, DataError
+from gen3d.priors.mvdata import PriorRig, from_network
+from gen3d.priors.text import TextEncoderConfig
+
+PRIOR_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    sampler: str = "heun"
+    steps: int = 20
+    guidance: float = 3.0
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """What ``prior.json`` holds besides the two networks."""
+
+    rig: PriorRig = field(default_factory=PriorRig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    latent_channels: int = 8
+    latent_res: int = 8
+
+
+class ViewsDenoiser:
+    """A Precond over objects x views seen as a plain Denoiser (binds ``views``)."""
+
+    def __init__(self, precond: Precond, views: int):
+        self.precond, self.views = precond, views
+
+    def __call__(self, x: Tensor, sigma: Tensor, cond: Conditioning | None = None) -> Tensor:
+        return self.precond(x, sigma, cond, views=self.views)
+
+
+def rig_camera_vectors(rig: PriorRig) -> Tensor:
+    """(V, 16) camera vectors of the rig's views (``gen3d.nets.multiview.camera_vector``)."""
+    from gen3d.nets.multiview import camera_vector
+
+    cams = rig.cameras()
+    return camera_vector(cams.c2w, cams.K, cams.width, cams.height)
+
+
+@dataclass
+class GeneratedViews:
+    """V views per prompt: rgb (N, V, 3, H, W) in [0, 1] on white, alpha (N, V, H, W), depth
+    (N, V, H, W) camera z (0 off the object), the rig's cameras, and sampling facts."""
+
+    rgb: Tensor
+    alpha: Tensor
+    depth: Tensor
+    cameras: Any
+    latents: Tensor
+    nfe: int
+    info: dict[str, Any]
+
+
+class MultiViewPrior:
+    def __init__(self, autoencoder, denoiser: Precond, spec: PriorSpec, text_encoder=None, meta: dict | None = None):
+        self.autoencoder, self.denoiser, self.spec = autoencoder, denoiser, spec
+        self._text = text_encoder
+        self.meta = meta or {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def to(self, device: str | torch.device) -> MultiViewPrior:
+        self.autoencoder.to(device)
+        self.denoiser.to(device)
+        return self
+
+    @property
+    def text_encoder(self):
+        if self._text is None:
+            from gen3d.priors.text import load_text_encoder
+
+            self._text = load_text_encoder(self.spec.text, "cpu")
+        return self._text
+
+    def encode_prompts(self, prompts: list[str]) -> Tensor:
+        return self.text_encoder.encode(prompts)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: list[str],
+        seed: int = 0,
+        guidance: float | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        progress: bool = False,
+        tokens: Tensor | None = None,
+    ) -> GeneratedViews:
+        from gen3d.diffusion.guidance import ClassifierFreeGuidance
+        from gen3d.diffusion.samplers import sample, sampler_names
+
+        d = self.spec.sampling
+        guidance = d.guidance if guidance is None else float(guidance)
+        steps = d.steps if steps is None else int(steps)
+        sampler = sampler or d.sampler
+        if sampler not in sampler_names():
+            raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(sampler_names())}")
+        if steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {steps}")
+        dev = self.device
+        n, V = len(prompts), self.spec.rig.views
+        if tokens is None:
+            tokens = self.encode_prompts(prompts)
+        tokens = tokens.to(dev).repeat_interleave(V, dim=0)
+        cams = rig_camera_vectors(self.spec.rig).to(dev).repeat(n, 1)
+        cond = Conditioning(tokens=tokens, embedding=cams)
+        g = torch.Generator().manual_seed(int(seed))
+        shape = (n * V, self.spec.latent_channels, self.spec.latent_res, self.spec.latent_res)
+        noise = torch.randn(shape, generator=g).to(dev)
+        den = ViewsDenoiser(self.denoiser.eval(), V)
+        guided = ClassifierFreeGuidance(den, guidance) if guidance != 1.0 else den
+        res = sample(sampler, guided, noise, steps, cond=cond, generator=g, progress=progress)
+        x = self.autoencoder.eval().decode(res.x).float().cpu()
+        out = from_network(x, self.spec.rig.radius)
+        H = x.shape[-1]
+        return GeneratedViews(
+            rgb=out["rgb"].reshape(n, V, 3, H, H), alpha=out["alpha"].reshape(n, V, H, H),
+            depth=out["depth"].reshape(n, V, H, H), cameras=self.spec.rig.cameras(), latents=res.x.cpu(),
+            nfe=res.nfe, info={"sampler": sampler, "steps": steps, "guidance": guidance, "seed": int(seed)},
+        )
+
+    # ---- save / load ----
+    def save_pretrained(self, path: str | Path, meta: dict | None = None, half: bool = False) -> None:
+        """Write the folder (atomically). ``half``: store weights as float16 (they load back as float32)."""
+        import copy
+
+        from gen3d.config import to_dict
+        from gen3d.utils.io import atomic_dir, write_json
+
+        with atomic_dir(path) as tmp:
+            write_json(tmp / "prior.json", {"format": PRIOR_FORMAT, "kind": "multiview_prior", "spec": to_dict(self.spec),
+                                            "meta": meta if meta is not None else self.meta})
+            ae, den = self.autoencoder, self.denoiser
+            if half:
+                ae, den = copy.deepcopy(ae).half(), copy.deepcopy(den).half()
+            ae._write_to(tmp / "autoencoder")
+            den.save_pretrained(tmp / "denoiser")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> MultiViewPrior:
+        from gen3d.autoencoders.autoencoder import Autoencoder
+        from gen3d.config import from_dict
+        from gen3d.utils.io import read_json
+
+        path = Path(path)
+        pj = path / "prior.json"
+        if not pj.is_file():
+            raise DataError(f"{path} is not a gen3d multi-view prior (no prior.json); train one with "
+                            "`gen3d train prior` or point --model at the shipped assets/default")
+        try:
+            data = read_json(pj)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"{pj} is not valid JSON ({e})") from None
+        if data.get("format") != PRIOR_FORMAT:
+            raise DataError(f"{pj}: prior format {data.get('format')!r}, this gen3d reads {PRIOR_FORMAT}")
+        spec = from_dict(PriorSpec, data["spec"], str(pj))
+        ae_dir = path / "autoencoder"
+        if (ae_dir / "config.json").is_file() and read_json(ae_dir / "config.json").get("kind") == "autoencoder":
+            ae = Autoencoder.from_pretrained(ae_dir, map_location=device)
+        else:
+            from gen3d.priors.components import DiffusersAutoencoder
+
+            ae = DiffusersAutoencoder.from_pretrained(ae_dir, device=device)
+        den = Precond.from_pretrained(path / "denoiser", map_location=device)
+        for m in (ae, den):
+            m.float().eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+        return cls(ae, den, spec, meta=data.get("meta", {}))
+
+
+def default_model_path() -> Path:
+    """The shipped default prior (inside the installed package: gen3d/assets/default)."""
+    import gen3d.assets
+
+    return Path(gen3d.assets.__file__).resolve().parent / "default"
+
+
+__all__ = ["GeneratedViews", "MultiViewPrior", "PriorSpec", "SamplingDefaults", "ViewsDenoiser", "default_model_path",
+           "rig_camera_vectors"]

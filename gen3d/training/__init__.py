@@ -1,0 +1,1 @@
+"""Shared pieces of gen3d's trainers: devices and accelerate, resumable train states, loss logs."""
