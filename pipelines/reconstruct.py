@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,11 +200,18 @@ class ReconstructPipeline:
             if test is not None:
                 metrics.update(evaluate_views(rep, test, "heldout"))
         with sw.stage("mesh"):
-            mesh = extract_mesh(rep, cfg)
-            export_mesh(mesh, out / "mesh.glb")
-            metrics["mesh_faces"] = int(len(mesh.faces))
+            try:
+                mesh = extract_mesh(rep, cfg)
+            except ValueError as e:  # nothing solid was fitted (e.g. a failed generation): no mesh, say why
+                mesh = None
+                metrics["mesh_error"] = str(e)
+                if not quiet:
+                    print(f"gen3d: warning: no mesh extracted: {e}", file=sys.stderr)
+            if mesh is not None:
+                export_mesh(mesh, out / "mesh.glb")
+            metrics["mesh_faces"] = int(len(mesh.faces)) if mesh is not None else 0
             gt = (views.root / "mesh.ply") if views.root is not None else None
-            if gt is not None and gt.is_file() and len(mesh.faces) > 0:
+            if mesh is not None and gt is not None and gt.is_file() and len(mesh.faces) > 0:
                 import trimesh
 
                 from gen3d.geometry.metrics import mesh_metrics
@@ -220,7 +228,7 @@ class ReconstructPipeline:
 
             turntable(render_rgb, out / "turntable.gif", frames=cfg.preview_frames, res=cfg.preview_res,
                       radius=cfg.camera_radius, fov_deg=cfg.camera_fov_deg)
-        files += ["mesh.glb", "views.png", "turntable.gif", "views/transforms.json", "config.yaml"]
+        files += (["mesh.glb"] if mesh is not None else []) + ["views.png", "turntable.gif", "views/transforms.json", "config.yaml"]
         result = {
             "kind": "reconstruct",
             "request": request or {"data": str(data if not isinstance(data, ViewSet) else views.root)},

@@ -1,1 +1,2 @@
-"""gen3d.autoencoders."""
+"""Latent autoencoders for latent diffusion: KL- or VQ-regularised, with a patch discriminator (``autoencoder``)
+and the LDM-recipe trainer (``train``)."""

@@ -15,6 +15,12 @@ Regularisers (``regularizer``):
   Codes are compared after L2 normalisation (Yu et al. 2022, "ViT-VQGAN", Sec. 3.2), which keeps
   codebook usage high with a small codebook.
 
+Low-pass skip (``lowpass_skip``): the first ``in_channels`` latent channels are the image average-pooled
+by f plus what the encoder adds, and the decoder adds those channels, upsampled bilinearly, to its
+output. The networks then only learn the residual detail, and colour (the low frequencies) is in
+the latent from the first step: without it, a CPU-sized training run learns shape long before hue
+and decodes a purple object grey. It needs latent_channels >= in_channels.
+
 ``encode`` returns latents normalised per channel by ``latent_shift`` / ``latent_scale`` (the
 dataset statistics measured after training, LDM's "scale factor"), so the diffusion prior sees
 unit-variance latents; ``decode`` undoes it. Both statistics are buffers saved with the weights.
@@ -48,10 +54,13 @@ class AutoencoderConfig:
     regularizer: Literal["kl", "vq"] = "kl"
     codebook_size: int = 1024  # vq only
     groups: int = 8
+    lowpass_skip: bool = True  # latents start as the f-times average-pooled image (see module docstring)
 
     def __post_init__(self) -> None:
         if len(self.channels) < 1 or self.latent_channels < 1 or self.in_channels < 1:
             raise ValueError("AutoencoderConfig: channels, latent_channels and in_channels must be non-empty / positive")
+        if self.lowpass_skip and self.latent_channels < self.in_channels:
+            raise ValueError("AutoencoderConfig.lowpass_skip needs latent_channels >= in_channels")
         if self.regularizer not in ("kl", "vq"):
             raise ValueError(f"AutoencoderConfig.regularizer must be 'kl' or 'vq', got {self.regularizer!r}")
 
@@ -148,6 +157,9 @@ class Autoencoder(ConfiguredModule):
         self.config = cfg = config
         zc = cfg.latent_channels
         self.encoder = Encoder(cfg, 2 * zc if cfg.regularizer == "kl" else zc)
+        if cfg.regularizer == "kl":  # start with a small posterior std (e^-4 = 0.018): the decoder then
+            with torch.no_grad():  # trains on informative latents from step 0, and the KL term lets std grow
+                self.encoder.net[-1].bias[zc:].fill_(-8.0)
         self.decoder = Decoder(cfg)
         if cfg.regularizer == "vq":
             self.codebook = nn.Embedding(cfg.codebook_size, zc)
@@ -159,6 +171,10 @@ class Autoencoder(ConfiguredModule):
     def encode_raw(self, x: Tensor, sample: bool = True, generator: torch.Generator | None = None) -> Encoded:
         self._check(x)
         h = self.encoder(x)
+        if self.config.lowpass_skip:  # the first in_channels latent channels start as the pooled image
+            c = self.config.in_channels
+            pooled = F.avg_pool2d(x, self.config.factor)
+            h = torch.cat([h[:, :c] + pooled, h[:, c:]], dim=1)
         if self.config.regularizer == "kl":
             mean, logvar = h.chunk(2, dim=1)
             logvar = logvar.clamp(-30.0, 20.0)
@@ -184,7 +200,14 @@ class Autoencoder(ConfiguredModule):
             raise ValueError(f"decoder expects latents (B, {self.config.latent_channels}, h, w), got {tuple(z.shape)}")
         if self.config.regularizer == "vq":  # generated latents are snapped to the codebook too
             z = self._quantise(z).z
-        return self.decoder(z)
+        return self._decode(z)
+
+    def _decode(self, z: Tensor) -> Tensor:
+        out = self.decoder(z)
+        if self.config.lowpass_skip:
+            c = self.config.in_channels
+            out = out + F.interpolate(z[:, :c], scale_factor=self.config.factor, mode="bilinear", align_corners=False)
+        return out
 
     # ---- normalised latents, what the prior sees ----
     @torch.no_grad()
@@ -199,7 +222,7 @@ class Autoencoder(ConfiguredModule):
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Encoded]:
         enc = self.encode_raw(x, sample=True, generator=generator)
-        return self.decode_raw(enc.z) if self.config.regularizer == "kl" else self.decoder(enc.z), enc
+        return self.decode_raw(enc.z) if self.config.regularizer == "kl" else self._decode(enc.z), enc
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         f = self.config.factor

@@ -16,9 +16,12 @@ from gen3d.errors import Gen3dError
 
 # Modules that add subcommands (one line each; order = order in --help).
 SUBCOMMAND_MODULES = [
+    "gen3d.cli.generate",
     "gen3d.cli.data",
     "gen3d.cli.reconstruct",
     "gen3d.cli.view",
+    "gen3d.cli.train",
+    "gen3d.cli.eval",
     "gen3d.cli.toy",
 ]
 

@@ -150,7 +150,10 @@ def tsdf_fusion(
     vox = cfg.voxel_size if cfg.voxel_size is not None else max(diag, 1e-6) / cfg.resolution
     trunc = cfg.sdf_trunc if cfg.sdf_trunc is not None else cfg.trunc_voxels * vox
     depth_in = np.where(valid, depths_np, 0.0).astype(np.float32)
-    mesh = _integrate(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold)
+    try:
+        mesh = _integrate(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold)
+    except RuntimeError as e:  # open3d aborts when no voxel block is touched (e.g. a few stray pixels)
+        raise ValueError(f"TSDF fusion found no surface to integrate ({str(e).splitlines()[0][-120:]})") from None
     if len(mesh.faces) == 0:
         raise ValueError(
             "TSDF fusion produced an empty mesh: the views may not overlap enough for "

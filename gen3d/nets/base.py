@@ -98,7 +98,7 @@ def load_weights(model: nn.Module, path: Path, map_location: str | torch.device 
 
     if not path.is_file():
         raise DataError(f"weights file not found: {path}")
-    state = load_file(str(path), device=str(map_location))
+    state = load_file(str(path), device="cpu")  # then moved with the model (safetensors rejects names like "cpu:0")
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches

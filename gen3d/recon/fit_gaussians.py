@@ -60,7 +60,7 @@ class GaussianFitConfig:
     prune_opacity: float = 0.01
     max_gaussians: int = 60_000
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # 0: never
     seed: int = 0
     backend: Literal["auto", "dense", "tiled", "gsplat"] = "auto"
 
@@ -280,7 +280,7 @@ def fit_gaussians(
         losses.append(loss.item())
         if not quiet and step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", n=len(params["means"]))
-        if checkpoint_dir is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.iters:
+        if checkpoint_dir is not None and cfg.checkpoint_every > 0 and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.iters:
             save_checkpoint(Path(checkpoint_dir), step + 1, params, optimizers, state, losses)
     bar.close()
     seconds = time.perf_counter() - t0

@@ -1,0 +1,277 @@
+"""Prompt -> multi-view prior (classifier-free guidance) -> reconstruction -> mesh: ``gen3d generate``.
+
+``GeneratePipeline`` is built from components, each swappable in one line::
+
+    pipe = GeneratePipeline.from_config(GenerateConfig())          # the shipped default
+    pipe = GeneratePipeline(prior=MultiViewPrior.from_pretrained("my/prior"))    # another prior
+    pipe = GeneratePipeline(sampler="dpmpp_2m", steps=12)                        # another sampler
+    pipe = GeneratePipeline(reconstruct=ReconstructPipeline(ReconstructConfig(backend="nerf")))
+    result = pipe("a red mug", out="out/mug", seed=0)
+
+It writes the reconstruction output folder (``pipelines/reconstruct.py``) with the generated views
+in ``OUT/views/`` (images, masks, depth, transforms.json) and ``result.json`` extended by the
+prompt, the sampling settings and per-stage timings (load, text, sample, decode, fit, evaluate,
+mesh, export).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gen3d.config import to_dict
+from gen3d.errors import ConfigError
+from gen3d.geometry.tsdf import MeshExtractConfig
+from gen3d.pipelines.reconstruct import ReconstructConfig, ReconstructPipeline, Stopwatch, versions
+from gen3d.recon.fit_gaussians import GaussianFitConfig
+from gen3d.utils.io import write_json
+
+
+def _default_recon() -> ReconstructConfig:
+    """Reconstruction sized for 4 generated 64 px views: a short Gaussian fit, small previews."""
+    return ReconstructConfig(
+        gaussians=GaussianFitConfig(iters=300, init_points=4000, hull_resolution=64, views_per_step=4,
+                                    refine_start=60, refine_every=40, checkpoint_every=0),
+        mesh=MeshExtractConfig(),
+        mesh_views=18, mesh_res=96, preview_frames=24, preview_res=128, camera_fov_deg=30.0,
+    )
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    prompt: str = ""
+    out: str = "out/generate"
+    model: str = ""  # a prior folder; empty: the shipped default (gen3d/assets/default)
+    seed: int = 0
+    guidance: float | None = None  # None: the model's default
+    steps: int | None = None
+    sampler: str = ""  # empty: the model's default
+    device: str = "auto"  # where the prior runs (and the fit, unless recon.device says otherwise)
+    recon: ReconstructConfig = field(default_factory=_default_recon)
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    views: Any  # GeneratedViews
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    warnings: list[str]
+    representation: Any = None  # the fitted Representation (render it from any camera)
+
+
+def check_prompt(prompt: str) -> list[str]:
+    """Raise on an empty prompt; return warnings (e.g. no object the default model knows)."""
+    from gen3d.priors.vocab import find_classes, known_objects_line
+
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError('empty prompt: say what to make, e.g. gen3d generate "a red mug"')
+    if len(prompt) > 500:
+        raise ConfigError(f"prompt is {len(prompt)} characters long; keep it under 500")
+    warnings = []
+    if not find_classes(prompt):
+        warnings.append(f"the prompt {prompt!r} names no object the default model knows; it will still generate "
+                        f"something. Known objects: {known_objects_line()}")
+    return warnings
+
+
+_PRIOR_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def load_prior(model: str, device: str):
+    from gen3d.priors.mvprior import MultiViewPrior, default_model_path
+
+    path = Path(model) if model else default_model_path()
+    key = (str(path.resolve()), device)
+    if key not in _PRIOR_CACHE:
+        _PRIOR_CACHE[key] = MultiViewPrior.from_pretrained(path, device=device)
+    return _PRIOR_CACHE[key]
+
+
+def views_to_viewset(g, index: int = 0):
+    """One prompt's generated views as a ViewSet (what the reconstruction fits)."""
+    from gen3d.data.dataset import ViewSet
+
+    return ViewSet(
+        images=g.rgb[index].permute(0, 2, 3, 1).contiguous().float(),
+        cameras=g.cameras,
+        masks=g.alpha[index].float(),
+        depths=g.depth[index].float(),
+        view_index=list(range(g.rgb.shape[1])),
+        meta={"generated": True},
+    )
+
+
+def write_generated_views(g, index: int, folder: Path, meta: dict) -> None:
+    """OUT/views: images, masks, depth PNGs + transforms.json (the layout of ``gen3d data render``)."""
+    from gen3d.data.dataset import write_views
+    from gen3d.data.render import RenderOutput
+    from gen3d.utils.io import atomic_dir
+
+    rgb = g.rgb[index].permute(0, 2, 3, 1).numpy()
+    ro = RenderOutput(rgb=rgb, alpha=g.alpha[index].numpy(), depth=g.depth[index].numpy(),
+                      normals=np.zeros_like(rgb))
+    with atomic_dir(folder) as tmp:
+        write_views(tmp, g.cameras, [ro], None, meta, write_depth=True, write_normals=False)
+
+
+class GeneratePipeline:
+    """Compose a prior, a sampler and a reconstruction backend; call with a prompt."""
+
+    def __init__(
+        self,
+        prior=None,
+        reconstruct: ReconstructPipeline | None = None,
+        *,
+        sampler: str = "",
+        steps: int | None = None,
+        guidance: float | None = None,
+        config: GenerateConfig | None = None,
+    ):
+        self.config = cfg = config or GenerateConfig()
+        self.device = _resolve(cfg.device)
+        self.prior = prior
+        self.reconstruct = reconstruct or ReconstructPipeline(dataclasses.replace(cfg.recon, device=self.device)
+                                                              if cfg.recon.device == "auto" else cfg.recon)
+        self.sampler = sampler or cfg.sampler
+        self.steps = steps if steps is not None else cfg.steps
+        self.guidance = guidance if guidance is not None else cfg.guidance
+
+    @classmethod
+    def from_config(cls, cfg: GenerateConfig) -> GeneratePipeline:
+        return cls(config=cfg)
+
+    def load(self):
+        if self.prior is None:
+            self.prior = load_prior(self.config.model, self.device)
+        return self.prior
+
+    def sample_views(self, prompts: list[str], seed: int, progress: bool = False):
+        prior = self.load()
+        return prior.sample(prompts, seed=seed, guidance=self.guidance, steps=self.steps, sampler=self.sampler or None,
+                            progress=progress)
+
+    def __call__(self, prompt: str, out: str | Path | None = None, seed: int | None = None, quiet: bool = False) -> GenerateResult:
+        from gen3d.recon.preview import views_contact_sheet
+
+        warnings = check_prompt(prompt)
+        if not quiet:
+            for w in warnings:
+                print(f"gen3d: warning: {w}", file=sys.stderr)
+        seed = self.config.seed if seed is None else int(seed)
+        out = Path(out or self.config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        sw = Stopwatch()
+        stage = _Stages(quiet)
+        with sw.stage("load_model"), stage("loading the prior"):
+            prior = self.load()
+            _ = prior.text_encoder
+        with sw.stage("text"):
+            tokens = prior.encode_prompts([prompt])
+        with sw.stage("sample"), stage("sampling views"):
+            g = prior.sample([prompt], seed=seed, guidance=self.guidance, steps=self.steps,
+                             sampler=self.sampler or None, tokens=tokens, progress=not quiet)
+        meta = {"prompt": prompt, "seed": seed, **g.info, "nfe": g.nfe, "generated": True}
+        with sw.stage("write_views"):
+            write_generated_views(g, 0, out / "views", meta)
+            views_contact_sheet([im.permute(1, 2, 0).numpy() for im in g.rgb[0]], out / "views.png")
+        with stage("reconstructing"):
+            rec = self.reconstruct(views_to_viewset(g, 0), out, quiet=quiet, request={"prompt": prompt})
+        timings = {**sw.timings, **rec.timings}
+        timings["total"] = round(sum(timings.values()), 3)
+        result_path = out / "result.json"
+        from gen3d.utils.io import read_json
+
+        result = read_json(result_path)
+        result.update({
+            "kind": "generate",
+            "request": {"prompt": prompt, "seed": seed, "guidance": g.info["guidance"], "steps": g.info["steps"],
+                        "sampler": g.info["sampler"], "model": str(self.config.model or "default")},
+            "prior": {"nfe": g.nfe, **{k: v for k, v in prior.meta.get("training", {}).items() if k != "config"}},
+            "timings": timings,
+            "warnings": warnings,
+            "versions": versions(),
+            "generate_config": to_dict(self.config),
+        })
+        files = list(result.get("files", []))
+        for f in ("views.png", "views/transforms.json"):
+            if f not in files:
+                files.append(f)
+        result["files"] = files
+        write_json(result_path, result)
+        return GenerateResult(out, g, rec.metrics, timings, warnings, rec.representation)
+
+
+class _Stages:
+    """Stage messages on stderr ('[gen3d] sampling views ... 2.1 s')."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, name: str):
+        outer = self
+
+        class _S:
+            def __enter__(self):
+                self.t = time.perf_counter()
+                if not outer.quiet:
+                    print(f"[gen3d] {name} ...", file=sys.stderr, flush=True)
+
+            def __exit__(self, *exc):
+                if not outer.quiet and exc[0] is None:
+                    print(f"[gen3d] {name}: {time.perf_counter() - self.t:.1f} s", file=sys.stderr, flush=True)
+
+        return _S()
+
+
+def _resolve(device: str) -> str:
+    from gen3d.training.loop import resolve_device
+
+    return resolve_device(device)
+
+
+def read_prompts(path: str | Path) -> list[dict[str, Any]]:
+    """Prompts from a text file (one per line, '#' comments) or JSON Lines ({"prompt": ...} per line)."""
+    import json
+
+    from gen3d.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"prompts file not found: {p}")
+    items = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("{"):
+            try:
+                d = json.loads(s)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(d, dict) or not isinstance(d.get("prompt"), str):
+                raise DataError(f'{p}:{n}: each JSON line needs a "prompt" string')
+            items.append(d)
+        else:
+            items.append({"prompt": s})
+    if not items:
+        raise DataError(f"{p} holds no prompts")
+    return items
+
+
+def slug(text: str, n: int = 40) -> str:
+    import re
+
+    s = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return s[:n] or "prompt"
+
+
+__all__ = ["GenerateConfig", "GeneratePipeline", "GenerateResult", "check_prompt", "load_prior", "read_prompts", "slug",
+           "views_to_viewset", "write_generated_views"]
