@@ -72,6 +72,8 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
             f"  - leave-one-view-out PSNR {loo:.2f} dB (target 22)" if loo is not None else "  - leave-one-view-out PSNR: not run",
             f"  - F-score against the canonical class mesh {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB",
         ]
+        missed = [k for k, v in s.get("targets", {}).items() if not v["met"]]
+        lines.append(f"- Targets not met: {', '.join(missed)}." if missed else "- All evaluation targets met.")
     else:
         lines.append("- Generation: not evaluated yet.")
     lines += [
