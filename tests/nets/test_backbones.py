@@ -184,4 +184,4 @@ def test_shape_and_conditioning_errors():
         _mlp(num_classes=0)(torch.zeros(1, 2), torch.zeros(1), labels=torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="attention_levels"):
         UNetConfig(channels=(8,), attention_levels=(1,))
-    assert set(NETS) == {"mlp", "unet", "dit"}
+    assert set(NETS) == {"mlp", "unet", "dit", "multiview"}
