@@ -60,6 +60,11 @@ def _export(path, page, quiet: bool) -> int:
 
 
 def _serve(path, args: argparse.Namespace) -> int:
+    import signal
+
+    # Ctrl-C stops the server even when gen3d was started from a background shell job, which
+    # starts with SIGINT ignored (and Python then keeps ignoring it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import errno
     import webbrowser
 
