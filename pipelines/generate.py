@@ -136,7 +136,9 @@ class GeneratePipeline:
         config: GenerateConfig | None = None,
     ):
         self.config = cfg = config or GenerateConfig()
-        self.device = _resolve(cfg.device)
+        from gen3d.training.loop import resolve_device
+
+        self.device = resolve_device(cfg.device)
         self.prior = prior
         self.reconstruct = reconstruct or ReconstructPipeline(dataclasses.replace(cfg.recon, device=self.device)
                                                               if cfg.recon.device == "auto" else cfg.recon)
@@ -229,12 +231,6 @@ class _Stages:
                     print(f"[gen3d] {name}: {time.perf_counter() - self.t:.1f} s", file=sys.stderr, flush=True)
 
         return _S()
-
-
-def _resolve(device: str) -> str:
-    from gen3d.training.loop import resolve_device
-
-    return resolve_device(device)
 
 
 def read_prompts(path: str | Path) -> list[dict[str, Any]]:

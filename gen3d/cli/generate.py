@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from gen3d.config import load_config
     from gen3d.errors import ConfigError
-    from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline, read_prompts, slug
+    from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline, read_prompts
 
     flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "steps": args.steps,
              "sampler": args.sampler, "device": args.device, "recon.backend": args.backend}

@@ -13,7 +13,6 @@ with safetensors and JSON only.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -151,7 +150,3 @@ def env_threads() -> None:
     n = os.environ.get("OMP_NUM_THREADS")
     if n and n.isdigit():
         torch.set_num_threads(int(n))
-
-
-def jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(d, default=float))
