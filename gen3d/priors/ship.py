@@ -23,6 +23,8 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
                hardware: str, history: str) -> str:
     t = prior_meta.get("training", {})
     cfg = t.get("config", {})
+    stage1 = t.get("init_from_training") or {}  # a fine-tuned prior: what it started from
+    rig = data_index.get("config", {}).get("rig", {})
     net = cfg.get("net", {})
     unet = net.get("unet", {})
     lines = [
@@ -43,16 +45,30 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         "## Data",
         f"- {data_index.get('n')} procedural objects of the training split (no held-out colour-class or class-motion "
         f"combination; see docs/world.md), {data_index.get('views')} views each at {data_index.get('res')} px "
-        f"(orbit at 20 degrees elevation, radius 2.6, 30 degree field of view), captions: the canonical one + "
+        f"(orbit at {rig.get('elevation_deg')} degrees elevation, radius {rig.get('radius')}, {rig.get('fov_deg')} degree "
+        f"field of view), captions: the canonical one + "
         f"{data_index.get('config', {}).get('captions')} paraphrases per object.",
         f"- The prior also trains on the mirror image of every object (views flipped and re-ordered).",
         "",
         "## Training",
         f"- Hardware: {hardware}.",
         f"- Autoencoder: {ae_eval.get('steps')} steps, batch 32 views, {ae_eval.get('train_seconds', 0) / 60:.1f} min.",
-        f"- Prior: {t.get('steps')} steps, batch {t.get('batch_size')} objects x {t.get('views')} views, "
-        f"{t.get('seconds', 0) / 60:.1f} min, condition dropout {cfg.get('objective', {}).get('cond_drop_prob')}, "
-        f"EMA {cfg.get('ema')}.",
+    ]
+    if stage1:
+        s1 = stage1.get("config", {})
+        lines += [
+            f"- Prior, stage 1: {stage1.get('steps')} steps from random weights, batch {stage1.get('batch_size')} objects x "
+            f"{stage1.get('views')} views, {stage1.get('seconds', 0) / 60:.1f} min, lr {s1.get('lr')}, EMA {s1.get('ema')}.",
+            f"- Prior, stage 2 (fine-tune from stage 1 on the data above): {t.get('steps')} steps, batch {t.get('batch_size')} "
+            f"objects x {t.get('views')} views, {t.get('seconds', 0) / 60:.1f} min, lr {cfg.get('lr')}, EMA {cfg.get('ema')}; "
+            f"condition dropout {cfg.get('objective', {}).get('cond_drop_prob')} in both.",
+        ]
+    else:
+        lines.append(
+            f"- Prior: {t.get('steps')} steps, batch {t.get('batch_size')} objects x {t.get('views')} views, "
+            f"{t.get('seconds', 0) / 60:.1f} min, condition dropout {cfg.get('objective', {}).get('cond_drop_prob')}, "
+            f"EMA {cfg.get('ema')}.")
+    lines += [
         f"- {history}",
         "",
         "## Evaluation",
@@ -69,7 +85,9 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
             f"  - colour accuracy {s['color_accuracy']:.3f} (target 0.90)",
             f"  - class accuracy {s['class_accuracy']:.3f} (target 0.80; the same rule on ground-truth meshes: "
             f"{s.get('reference_class_accuracy', float('nan')):.3f})",
-            f"  - leave-one-view-out PSNR {loo:.2f} dB (target 22)" if loo is not None else "  - leave-one-view-out PSNR: not run",
+            (f"  - leave-one-view-out PSNR {loo:.2f} dB (target 22)" if loo is not None else "  - leave-one-view-out PSNR: not run")
+            + (f"; the same protocol on ground-truth renders of the first {s['reference_loo_prompts']} combinations: "
+               f"{s['reference_loo_psnr']:.2f} dB" if s.get("reference_loo_psnr") is not None else ""),
             f"  - F-score against the canonical class mesh {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB",
         ]
         missed = [k for k, v in s.get("targets", {}).items() if not v["met"]]
@@ -86,9 +104,11 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         "",
         "## Reproduce",
         "```",
-        "gen3d train data --out out/mvdata",
+        "gen3d train data --out out/mvdata rig.fov_deg=30",
         "gen3d train autoencoder --config configs/autoencoder.yaml",
         "gen3d train prior --config configs/prior.yaml",
+        *(["gen3d train data --out out/mvdata40 rig.fov_deg=40",
+           "gen3d train prior --config configs/prior_finetune.yaml"] if stage1 else []),
         "```",
     ]
     return "\n".join(lines) + "\n"
@@ -103,6 +123,10 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)
+    t = meta.get("training", {})
+    init = t.get("config", {}).get("init_from")
+    if init and "init_from_training" not in t and (Path(init) / "prior.json").is_file():
+        meta["training"] = {**t, "init_from_training": read_json(Path(init) / "prior.json").get("meta", {}).get("training", {})}
     meta["autoencoder_eval"] = ae
     if ev:
         meta["generate_eval"] = ev["summary"]

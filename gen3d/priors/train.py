@@ -28,7 +28,7 @@ import torch
 from gen3d.diffusion.conditioning import Conditioning
 from gen3d.diffusion.denoiser import Precond, PrecondConfig
 from gen3d.diffusion.objectives import ObjectiveConfig, diffusion_loss
-from gen3d.errors import DataError
+from gen3d.errors import ConfigError, DataError
 from gen3d.nets.multiview import MultiViewConfig, MultiViewNet
 from gen3d.priors.mvprior import MultiViewPrior, PriorSpec, SamplingDefaults, rig_camera_vectors
 from gen3d.priors.text import TextEncoderConfig
@@ -58,6 +58,9 @@ class PriorTrainConfig:
     max_objects: int = 0
     seed: int = 0
     device: str = "auto"
+    # Fine-tune: start from this prior folder's denoiser (e.g. the shipped assets/default) instead of
+    # random weights, when OUT holds no checkpoint yet. Its network config must match ``net``.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
@@ -174,6 +177,8 @@ def train_prior(cfg: PriorTrainConfig, quiet: bool = False) -> dict[str, Any]:
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     meta = load_train_state(out / "checkpoints", {"model": model, "ema": ema}, {"opt": opt})
+    if not meta and cfg.init_from:
+        init_from_prior(model, ema, cfg.init_from)
     start = int(meta["step"]) if meta else 0
     log: list[dict[str, float]] = list(meta.get("log", [])) if meta else []
     seconds0 = float(meta.get("seconds", 0.0)) if meta else 0.0
@@ -223,11 +228,28 @@ def train_prior(cfg: PriorTrainConfig, quiet: bool = False) -> dict[str, Any]:
                          "processes": acc.num_processes, "seconds": round(seconds0 + time.perf_counter() - t0, 1),
                          "device": str(acc.device), "config": to_dict(cfg)},
         }
+        if cfg.init_from and (Path(cfg.init_from) / "prior.json").is_file():  # the run this one fine-tuned
+            from gen3d.utils.io import read_json
+
+            train_meta["training"]["init_from_training"] = read_json(Path(cfg.init_from) / "prior.json").get(
+                "meta", {}).get("training", {})
         prior.save_pretrained(out / "prior", meta=train_meta)
         if cfg.preview_prompts:
             write_samples_sheet(MultiViewPrior.from_pretrained(out / "prior"), list(cfg.preview_prompts), out / "samples.png")
         result = train_meta["training"]
     return result
+
+
+def init_from_prior(model: Precond, ema: Precond, folder: str) -> None:
+    """Copy a saved prior's denoiser weights into ``model`` and ``ema`` (fine-tuning)."""
+    src = Precond.from_pretrained(Path(folder) / "denoiser", map_location="cpu")
+    try:
+        state = {k: v.float() for k, v in src.state_dict().items()}
+        model.load_state_dict(state)
+        ema.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"init_from={folder}: its denoiser does not match this config's net ({str(e).splitlines()[0]}); "
+                          "use the same net settings as the prior you start from") from None
 
 
 class _LossModule(torch.nn.Module):

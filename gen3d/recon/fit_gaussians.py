@@ -39,8 +39,12 @@ class GaussianFitConfig:
     init_points: int = 8000
     init_opacity: float = 0.5
     hull_resolution: int = 96
+    hull_depth_margin: float = 0.0  # > 0: carve the hull with the views' depth where they have it (0: silhouettes only)
+    hull_box_margin: float = 0.05  # with depth: clip the hull to the box of the seen surface plus this (< 0: off)
     bound: float = 1.0  # the object lies inside [-bound, bound]^3
     views_per_step: int = 2
+    init_scale: float = 1.0  # initial Gaussian size as a multiple of the mean distance to the 3 nearest points
+    flatten_weight: float = 0.0  # penalise each Gaussian's smallest scale: flat discs that hug the surface
     ssim_weight: float = 0.2
     mask_weight: float = 0.2
     depth_weight: float = 0.2  # used only where the views carry depth (rendered datasets do; generated views do not)
@@ -107,7 +111,9 @@ def resolve_device(device: str) -> torch.device:
 def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
     if cfg.init == "hull" and views.masks is not None:
         pts, rgb = visual_hull_points(
-            views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution, cfg.bound, seed=cfg.seed
+            views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution, cfg.bound, seed=cfg.seed,
+            depths=views.depths if cfg.hull_depth_margin > 0 else None, depth_margin=cfg.hull_depth_margin,
+            box_margin=cfg.hull_box_margin if cfg.hull_box_margin >= 0 else None,
         )
         if len(pts) < 16:
             raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "
@@ -115,7 +121,7 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
     else:
         g = Gaussians.random_in_box(cfg.init_points, (-cfg.bound,) * 3, (cfg.bound,) * 3, seed=cfg.seed)
         pts, rgb = g.means, g.rgb
-    scale = knn_mean_distance(pts, k=3).clamp(1e-4, 0.1)
+    scale = (cfg.init_scale * knn_mean_distance(pts, k=3)).clamp(1e-4, 0.1)
     g = Gaussians.from_points(pts, rgb, sh_degree=cfg.sh_degree, scale=scale, opacity=cfg.init_opacity)
     return g
 
@@ -266,6 +272,8 @@ def fit_gaussians(
             valid = depths[idx] > 0
             if valid.any():
                 loss = loss + cfg.depth_weight * (out.depths[..., 0] - depths[idx])[valid].abs().mean()
+        if cfg.flatten_weight > 0:
+            loss = loss + cfg.flatten_weight * params["scales"].exp().min(dim=-1).values.mean()
         loss.backward()
         if strategy is not None and mcmc:  # MCMC scales its position noise by the current means' rate
             lr = optimizers["means"].param_groups[0]["lr"]

@@ -25,6 +25,9 @@ def visual_hull_points(
     threshold: float = 0.5,
     seed: int = 0,
     object_in_every_view: bool = True,
+    depths: Float[Tensor, "V H W"] | None = None,
+    depth_margin: float = 0.05,
+    box_margin: float | None = 0.05,
 ) -> tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"]]:
     """Points on the surface of the visual hull inside the cube [-bound, bound]^3, with colours.
 
@@ -34,6 +37,16 @@ def visual_hull_points(
     6-neighbour; ``n`` points are drawn from them with sub-voxel jitter. Colours are the mean of
     the images at the projected points over the views, which is exact for single-colour parts and
     a good start otherwise. Returns empty tensors if nothing survives (e.g. empty masks).
+
+    With ``depths`` (camera z, 0 where unknown) the hull is also carved by depth (space carving,
+    Kutulakos & Seitz 2000): a voxel that a view sees more than ``depth_margin`` in front of that
+    view's surface is empty. Silhouettes alone leave the far side of an object bloated along each
+    view's cone when the views are few; depth removes that. Colours then come only from the views
+    where a point is visible (within the margin of the view's depth); points no view sees take the
+    mean colour of the views that cover them, as without depth. With depths and ``box_margin`` not
+    None, the hull is also clipped to the bounding box of the surface points the views see, grown by
+    ``box_margin``: when every camera looks down on the object, the silhouette cones meet in a
+    wedge far below its lowest visible point, which nothing else carves.
     """
     g = torch.Generator().manual_seed(seed)
     step = 2 * bound / resolution
@@ -48,6 +61,14 @@ def visual_hull_points(
         seen = (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < cams.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cams.height)
         m = _sample(masks[v][None, None], uv, cams.width, cams.height)[0]
         inside &= (seen & (m >= threshold)) if object_in_every_view else (~seen | (m >= threshold))
+        if depths is not None:
+            d = _sample_nearest(depths[v].float().cpu(), uv, cams.width, cams.height)
+            inside &= ~(seen & (m >= threshold) & (d > 0) & (z < d - depth_margin))
+    if depths is not None and box_margin is not None:
+        seen_pts = depth_points(cams, depths, masks, threshold)
+        if len(seen_pts):
+            lo, hi = seen_pts.min(0).values - box_margin, seen_pts.max(0).values + box_margin
+            inside &= ((grid >= lo) & (grid <= hi)).all(-1)
     occ = inside.reshape(resolution, resolution, resolution)
     if not occ.any():
         return torch.empty(0, 3), torch.empty(0, 3)
@@ -61,10 +82,45 @@ def visual_hull_points(
     if images is None:
         return pts, torch.full_like(pts, 0.5)
     cols = torch.zeros_like(pts)
+    vis_cols, vis_n = torch.zeros_like(pts), torch.zeros(len(pts))
     for v in range(len(cams)):
-        uv, _ = cams[v].project(pts)
-        cols += _sample(images[v].permute(2, 0, 1)[None].float().cpu(), uv[0], cams.width, cams.height).T
-    return pts, (cols / len(cams)).clamp(0, 1)
+        uv, z = cams[v].project(pts)
+        c = _sample(images[v].permute(2, 0, 1)[None].float().cpu(), uv[0], cams.width, cams.height).T
+        cols += c
+        if depths is not None:
+            d = _sample_nearest(depths[v].float().cpu(), uv[0], cams.width, cams.height)
+            vis = ((d > 0) & ((z[0] - d).abs() <= depth_margin + step)).float()
+            vis_cols += c * vis[:, None]
+            vis_n += vis
+    cols = cols / len(cams)
+    if depths is not None:
+        seen_pts = vis_n > 0
+        cols[seen_pts] = vis_cols[seen_pts] / vis_n[seen_pts, None]
+    return pts, cols.clamp(0, 1)
+
+
+def depth_points(
+    cams: Cameras, depths: Float[Tensor, "V H W"], masks: Float[Tensor, "V H W"] | None = None, threshold: float = 0.5
+) -> Float[Tensor, "P 3"]:
+    """World points of every pixel with depth (camera z > 0) inside the mask: the surface the views see."""
+    cams = cams.to("cpu")
+    o, d = cams.rays()
+    fwd = cams.c2w[:, :3, 2]
+    depths = depths.float().cpu()
+    t = depths / torch.einsum("vhwi,vi->vhw", d, fwd).clamp_min(1e-6)
+    ok = depths > 0
+    if masks is not None:
+        ok &= masks.float().cpu() >= threshold
+    return (o + d * t[..., None])[ok]
+
+
+def _sample_nearest(img: Float[Tensor, "H W"], uv: Float[Tensor, "P 2"], width: int, height: int) -> Float[Tensor, "P"]:
+    """Nearest-pixel lookup (for depth, which must not be blended across the silhouette), 0 outside."""
+    x, y = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    ok = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    out = torch.zeros(len(uv), dtype=img.dtype)
+    out[ok] = img[y[ok], x[ok]]
+    return out
 
 
 def _sample(img: Float[Tensor, "1 C H W"], uv: Float[Tensor, "P 2"], width: int, height: int) -> Float[Tensor, "C P"]:

@@ -72,4 +72,7 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     row = res["rows"][0]
     assert row["class"] == "mug" and row["loo_views"] == [0] and row["loo_psnr"] is not None
     assert set(res["summary"]["targets"]) == {"color_accuracy", "class_accuracy", "loo_psnr"}
+    # The ceiling: the same protocol on ground-truth renders of the prompt's combination, from the prior's rig.
+    assert res["summary"]["reference_loo_prompts"] == 1 and 5 < res["summary"]["reference_loo_psnr"] < 60
+    assert "ground-truth renders of the first 1" in (tmp_path / "ev" / "eval.md").read_text()
     assert (tmp_path / "ev" / "eval.md").is_file() and (tmp_path / "ev" / "eval.json").is_file()

@@ -93,3 +93,48 @@ def test_two_process_training_under_accelerate(tiny_data, tiny_ae, tmp_path, pri
     assert r.returncode == 0, r.stderr[-3000:]
     prior = MultiViewPrior.from_pretrained(tmp_path / "ddp" / "prior")
     assert prior.meta["training"]["processes"] == 2
+
+
+def test_fine_tuning_starts_from_a_saved_prior(tiny_data, tiny_ae, tiny_prior, tmp_path, prior_config, monkeypatch):
+    import gen3d.priors.train as train
+    from gen3d.nets.multiview import MultiViewConfig
+    from gen3d.nets.unet import UNetConfig
+
+    seen = {}
+    real = train.init_from_prior
+
+    def spy(model, ema, folder):
+        real(model, ema, folder)
+        seen["model"] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    monkeypatch.setattr(train, "init_from_prior", spy)
+    train.train_prior(prior_config(tiny_data, tiny_ae, tmp_path / "ft", steps=1, init_from=str(tiny_prior)), quiet=True)
+    src = MultiViewPrior.from_pretrained(tiny_prior).denoiser.state_dict()
+    assert seen["model"].keys() == src.keys()
+    for k in src:  # the fine-tune started from the saved weights, not from a fresh initialisation
+        assert torch.equal(seen["model"][k], src[k].float()), k
+    # A net that does not match the saved one is refused with the reason.
+    with pytest.raises(ConfigError, match="init_from.*does not match"):
+        train.train_prior(prior_config(tiny_data, tiny_ae, tmp_path / "bad", steps=1, init_from=str(tiny_prior),
+                                       net=MultiViewConfig(latent_channels=6, unet=UNetConfig(channels=(24, 32), attention_levels=(1,), heads=2))),
+                          quiet=True)
+
+
+def test_prior_configs_load_and_fine_tuned_cards_name_both_stages():
+    from pathlib import Path
+
+    from gen3d.config import load_config
+    from gen3d.priors.ship import model_card
+    from gen3d.priors.train import PriorTrainConfig
+
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("prior*.yaml"))
+    assert len(configs) >= 2
+    for f in configs:
+        load_config(PriorTrainConfig, f)  # every shipped prior config parses (no stale keys)
+    stage1 = {"steps": 3250, "batch_size": 16, "views": 4, "seconds": 2970.0, "config": {"lr": 4e-4, "ema": 0.999}}
+    meta = {"training": {"steps": 1500, "batch_size": 16, "views": 4, "seconds": 1278.0,
+                         "config": {"lr": 2e-4, "ema": 0.998, "init_from": "x"}, "init_from_training": stage1}}
+    data = {"n": 10, "views": 4, "res": 64, "config": {"captions": 4, "rig": {"elevation_deg": 20.0, "radius": 2.6, "fov_deg": 40.0}}}
+    card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "")
+    assert "stage 1: 3250 steps" in card and "stage 2" in card and "40.0 degree field of view" in card
+    assert "configs/prior_finetune" not in model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")

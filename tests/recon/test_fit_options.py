@@ -1,0 +1,48 @@
+"""Options of the Gaussian fit that shape the Gaussians: the flattening loss, the initial size, depth carving."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gen3d.data.dataset import ViewSet
+from gen3d.priors.mvdata import PriorRig, render_views
+from gen3d.recon.fit_gaussians import GaussianFitConfig, fit_gaussians, initial_gaussians
+
+
+@pytest.fixture(scope="module")
+def sphere_views():
+    from gen3d.data.world import canonical_spec
+
+    spec = canonical_spec("sphere")
+    spec = dataclasses.replace(spec, colors={k: "red" for k in spec.colors})
+    rig = PriorRig(views=4, res=32)
+    r = render_views(spec, rig, supersample=1)
+    return ViewSet(images=torch.from_numpy(r["rgb"]).permute(0, 2, 3, 1).float() / 255, cameras=rig.cameras(),
+                   masks=torch.from_numpy(r["alpha"]).float() / 255, depths=torch.from_numpy(r["depth"].astype(np.float32)),
+                   view_index=[0, 1, 2, 3], meta={})
+
+
+def test_flatten_loss_makes_discs(sphere_views):
+    torch.set_num_threads(1)
+    cfg = GaussianFitConfig(iters=80, init_points=600, hull_resolution=32, views_per_step=2, densify="none", lr_scales=0.02,
+                            checkpoint_every=0)
+    smallest = {}
+    for w in (0.0, 50.0):
+        g = fit_gaussians(sphere_views, dataclasses.replace(cfg, flatten_weight=w), device="cpu", quiet=True).representation.gaussians
+        smallest[w] = float(g.scales.min(-1).values.mean())
+    assert smallest[50.0] < 0.85 * smallest[0.0], smallest
+
+
+def test_initial_scale_and_depth_carving_options(sphere_views):
+    cfg = GaussianFitConfig(init_points=500, hull_resolution=32)
+    a = initial_gaussians(sphere_views, cfg)
+    b = initial_gaussians(sphere_views, dataclasses.replace(cfg, init_scale=0.5))
+    ratio = b.scales / a.scales  # 0.5 except where the 0.1 cap clipped the default size
+    assert float(ratio.median()) == pytest.approx(0.5, rel=1e-3) and bool((ratio >= 0.5 - 1e-4).all())
+    carved = initial_gaussians(sphere_views, dataclasses.replace(cfg, hull_depth_margin=0.05))
+    r = lambda g: float(g.means.norm(dim=-1).quantile(0.95))  # the sphere's radius is about 0.45
+    assert r(carved) < r(a)  # the bloated far sides of the silhouette hull are carved away
