@@ -99,13 +99,10 @@ class GaussianSplats:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise DeviceError(f"unknown device {device!r}: use cpu, cuda or auto")
-    return torch.device(device)
+    """``gen3d.training.loop.resolve_device`` (auto / cpu / cuda, with a clear error) as a torch.device."""
+    from gen3d.training.loop import resolve_device as _resolve
+
+    return torch.device(_resolve(device))
 
 
 def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:

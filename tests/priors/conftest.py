@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from gen3d.autoencoders.autoencoder import AutoencoderConfig
 from gen3d.nets.multiview import MultiViewConfig
@@ -17,11 +16,8 @@ TINY_NET = MultiViewConfig(latent_channels=6, unet=UNetConfig(channels=(16, 32),
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here runs torch on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
