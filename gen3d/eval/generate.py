@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from gen3d.errors import DataError
 
@@ -172,10 +171,9 @@ def reference_class_accuracy(items: list[dict[str, Any]], refs: dict, n_points: 
 def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "one") -> float | None:
     """Leave-one-view-out PSNR of ground-truth renders of the first ``n`` prompts' combinations,
     from the prior's own rig, with the same reconstruction and protocol as the generated views."""
-    from gen3d.data.dataset import ViewSet
     from gen3d.data.objects import CLASS_BY_NAME
     from gen3d.data.world import SCALE_RANGE, ObjectSpec
-    from gen3d.priors.mvdata import render_views
+    from gen3d.priors.mvdata import render_viewset
 
     rig = pipe.load().spec.rig
     out = []
@@ -183,10 +181,7 @@ def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "on
         rng = np.random.default_rng([k, 0x100])
         c = CLASS_BY_NAME[it["class"]]
         spec = ObjectSpec(c.name, c.sample_params(rng), {s.name: it["color"] for s in c.slots}, float(rng.uniform(*SCALE_RANGE)))
-        r = render_views(spec, rig)
-        views = ViewSet(images=torch.from_numpy(r["rgb"]).permute(0, 2, 3, 1).float() / 255, cameras=rig.cameras(),
-                        masks=torch.from_numpy(r["alpha"]).float() / 255,
-                        depths=torch.from_numpy(r["depth"].astype(np.float32)), view_index=list(range(rig.views)), meta={})
+        views = render_viewset(spec, rig)
         hold = {"one": [k % rig.views], "all": list(range(rig.views)), "none": []}[loo]
         out += _loo_psnr(pipe, views, hold)
     return float(np.mean(out)) if out else None

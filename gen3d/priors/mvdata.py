@@ -89,6 +89,16 @@ def render_views(spec, rig: PriorRig, supersample: int = 2) -> dict[str, np.ndar
     return {"rgb": rgb, "alpha": alpha, "depth": out.depth.astype(np.float16)}
 
 
+def render_viewset(spec, rig: PriorRig, supersample: int = 2):
+    """:func:`render_views` as a :class:`gen3d.data.dataset.ViewSet` (float images, masks, depth) to fit."""
+    from gen3d.data.dataset import ViewSet
+
+    r = render_views(spec, rig, supersample)
+    return ViewSet(images=torch.from_numpy(r["rgb"]).permute(0, 2, 3, 1).float() / 255, cameras=rig.cameras(),
+                   masks=torch.from_numpy(r["alpha"]).float() / 255, depths=torch.from_numpy(r["depth"].astype(np.float32)),
+                   view_index=list(range(rig.views)), meta={})
+
+
 def _shard_name(i: int) -> str:
     return f"shard_{i:05d}"
 
@@ -250,4 +260,5 @@ def from_network(x: torch.Tensor, radius: float, alpha_threshold: float = 0.5) -
     return {"rgb": rgb, "alpha": alpha, "depth": depth}
 
 
-__all__ = ["MVDataConfig", "MVDataset", "PriorRig", "build_dataset", "from_network", "render_views", "to_network"]
+__all__ = ["MVDataConfig", "MVDataset", "PriorRig", "build_dataset", "from_network", "render_views", "render_viewset",
+           "to_network"]

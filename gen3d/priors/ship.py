@@ -104,11 +104,12 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         "",
         "## Reproduce",
         "```",
-        "gen3d train data --out out/mvdata rig.fov_deg=30",
+        *(["gen3d train data --out out/mvdata          # stage 1's data (see its run's config.yaml)"] if stage1 else
+          [f"gen3d train data --out out/mvdata rig.fov_deg={rig.get('fov_deg')}"]),
         "gen3d train autoencoder --config configs/autoencoder.yaml",
         "gen3d train prior --config configs/prior.yaml",
-        *(["gen3d train data --out out/mvdata40 rig.fov_deg=40",
-           "gen3d train prior --config configs/prior_finetune.yaml"] if stage1 else []),
+        *([f"gen3d train data --out out/mvdata_ft rig.fov_deg={rig.get('fov_deg')}",
+           f"gen3d train prior --config STAGE2.yaml data=out/mvdata_ft init_from={cfg.get('init_from')}"] if stage1 else []),
         "```",
     ]
     return "\n".join(lines) + "\n"
@@ -123,10 +124,6 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)
-    t = meta.get("training", {})
-    init = t.get("config", {}).get("init_from")
-    if init and "init_from_training" not in t and (Path(init) / "prior.json").is_file():
-        meta["training"] = {**t, "init_from_training": read_json(Path(init) / "prior.json").get("meta", {}).get("training", {})}
     meta["autoencoder_eval"] = ae
     if ev:
         meta["generate_eval"] = ev["summary"]

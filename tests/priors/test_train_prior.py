@@ -137,4 +137,6 @@ def test_prior_configs_load_and_fine_tuned_cards_name_both_stages():
     data = {"n": 10, "views": 4, "res": 64, "config": {"captions": 4, "rig": {"elevation_deg": 20.0, "radius": 2.6, "fov_deg": 40.0}}}
     card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "")
     assert "stage 1: 3250 steps" in card and "stage 2" in card and "40.0 degree field of view" in card
-    assert "configs/prior_finetune" not in model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")
+    assert "init_from=x" in card and "rig.fov_deg=40.0" in card  # how to reproduce stage 2
+    plain = model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")
+    assert "stage 1" not in plain and "init_from" not in plain

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
-from gen3d.data.dataset import ViewSet
-from gen3d.priors.mvdata import PriorRig, render_views
+from gen3d.priors.mvdata import PriorRig, render_viewset
 from gen3d.recon.fit_gaussians import GaussianFitConfig, fit_gaussians, initial_gaussians
 
 
@@ -19,11 +17,7 @@ def sphere_views():
 
     spec = canonical_spec("sphere")
     spec = dataclasses.replace(spec, colors={k: "red" for k in spec.colors})
-    rig = PriorRig(views=4, res=32)
-    r = render_views(spec, rig, supersample=1)
-    return ViewSet(images=torch.from_numpy(r["rgb"]).permute(0, 2, 3, 1).float() / 255, cameras=rig.cameras(),
-                   masks=torch.from_numpy(r["alpha"]).float() / 255, depths=torch.from_numpy(r["depth"].astype(np.float32)),
-                   view_index=[0, 1, 2, 3], meta={})
+    return render_viewset(spec, PriorRig(views=4, res=32), supersample=1)
 
 
 def test_flatten_loss_makes_discs(sphere_views):
