@@ -191,13 +191,14 @@ def train_prior(cfg: PriorTrainConfig, quiet: bool = False) -> dict[str, Any]:
                initial=start, total=cfg.steps)
     wrapper.train()
     raw = acc.unwrap_model(wrapper).precond
+    ema_params, raw_params = list(ema.parameters()), [p.detach() for p in raw.parameters()]
     for step in bar:
         g = batch_generator(cfg.seed, step, acc.process_index)
         obj = torch.randint(0, N, (cfg.batch_size,), generator=g)
         mir = torch.randint(0, M, (cfg.batch_size,), generator=g)
         cap = [per_object[int(o)][int(torch.randint(0, len(per_object[int(o)]), (), generator=g))] for o in obj]
         x0 = latents[obj, mir].flatten(0, 1).to(acc.device)  # (B V) C h w
-        tok = tokens[cap].float().repeat_interleave(V, dim=0).to(acc.device)
+        tok = tokens[cap].to(acc.device).float().repeat_interleave(V, dim=0)
         cond = Conditioning(tokens=tok, embedding=cams_dev.repeat(cfg.batch_size, 1))
         loss = wrapper(x0, cond.tokens, cond.embedding, g)
         opt.zero_grad(set_to_none=True)
@@ -207,8 +208,7 @@ def train_prior(cfg: PriorTrainConfig, quiet: bool = False) -> dict[str, Any]:
         sched.step()
         with torch.no_grad():
             d = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), raw.parameters()):
-                pe.lerp_(pm.detach(), 1 - d)
+            torch._foreach_lerp_(ema_params, raw_params, 1 - d)
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             log.append({"step": step, "loss": float(loss.detach()), "grad_norm": float(gn), "lr": float(sched.get_last_lr()[0])})
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
