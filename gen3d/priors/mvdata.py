@@ -51,6 +51,16 @@ class PriorRig:
     def azimuths(self) -> list[float]:
         return [self.azimuth_start_deg + i * 360.0 / self.views for i in range(self.views)]
 
+    def mirror_order(self) -> list[int] | None:
+        """View order of the mirror image (x -> -x) of an object seen from this rig: mirrored view i is
+        view ``order[i]`` flipped left-right. None when the rig is not symmetric under the mirror (the
+        azimuths -a must be azimuths of the rig, which needs 2 x azimuth_start a multiple of 360 / V)."""
+        step = 360.0 / self.views
+        k = 2 * self.azimuth_start_deg / step
+        if abs(k - round(k)) > 1e-6:
+            return None
+        return [int((-round(k) - i) % self.views) for i in range(self.views)]
+
     def cameras(self):
         from gen3d.cameras import orbit_cameras
 

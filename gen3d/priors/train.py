@@ -87,7 +87,11 @@ def encode_latents(cfg: PriorTrainConfig, data, ae, device, quiet: bool) -> torc
     if _file_ok(cache, want):
         return load_file(str(cache))["latents"]
     V = data.views
-    mirror_order = [(V - i) % V for i in range(V)]
+    mirror_order = data.rig.mirror_order()
+    if cfg.mirror and mirror_order is None:
+        raise ConfigError(f"mirror=true needs a rig that is symmetric under a left-right mirror; azimuths "
+                          f"{data.rig.azimuths()} are not (set mirror=false or azimuth_start_deg to a multiple of "
+                          f"{180 / V:g} degrees)")
     out = []
     for lo in tqdm(range(0, len(data), 64), desc="encoding latents", disable=quiet):
         x = data.images(np.arange(lo, min(lo + 64, len(data))))  # n V 5 H W
