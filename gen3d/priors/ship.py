@@ -19,8 +19,16 @@ def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1e6
 
 
+def _rig_flags(rig: dict) -> str:
+    """``key=value`` overrides of ``gen3d train data`` for the rig values that differ from the default rig."""
+    from gen3d.priors.mvdata import PriorRig
+
+    default = PriorRig()
+    return " ".join(f"rig.{k}={v}" for k, v in rig.items() if hasattr(default, k) and getattr(default, k) != v)
+
+
 def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: dict | None, size_mb: float,
-               hardware: str, history: str) -> str:
+               hardware: str, history: str, stage2_config: str = "STAGE2.yaml") -> str:
     t = prior_meta.get("training", {})
     cfg = t.get("config", {})
     stage1 = t.get("init_from_training") or {}  # a fine-tuned prior: what it started from
@@ -105,18 +113,19 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         "## Reproduce",
         "```",
         *(["gen3d train data --out out/mvdata          # stage 1's data (see its run's config.yaml)"] if stage1 else
-          [f"gen3d train data --out out/mvdata rig.fov_deg={rig.get('fov_deg')}"]),
+          [f"gen3d train data --out out/mvdata {_rig_flags(rig)}".rstrip()]),
         "gen3d train autoencoder --config configs/autoencoder.yaml",
         "gen3d train prior --config configs/prior.yaml",
-        *([f"gen3d train data --out out/mvdata_ft rig.fov_deg={rig.get('fov_deg')}",
-           f"gen3d train prior --config STAGE2.yaml data=out/mvdata_ft init_from={cfg.get('init_from')}"] if stage1 else []),
+        *([f"gen3d train data --out out/mvdata_ft --n {data_index.get('n')} {_rig_flags(rig)}".rstrip(),
+           f"gen3d train prior --config {stage2_config} data=out/mvdata_ft init_from=out/train/prior/prior "
+           f"steps={t.get('steps')}"] if stage1 else []),
         "```",
     ]
     return "\n".join(lines) + "\n"
 
 
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
-         hardware: str, history: str) -> dict[str, Any]:
+         hardware: str, history: str, stage2_config: str = "STAGE2.yaml") -> dict[str, Any]:
     from gen3d.priors.mvprior import MultiViewPrior
     from gen3d.utils.io import read_json, write_text
 
@@ -128,7 +137,8 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     if ev:
         meta["generate_eval"] = ev["summary"]
     prior.save_pretrained(dest, meta=meta, half=True)
-    card = model_card(meta, ae, read_json(Path(data) / "dataset.json"), ev, _size_mb(Path(dest)), hardware, history)
+    card = model_card(meta, ae, read_json(Path(data) / "dataset.json"), ev, _size_mb(Path(dest)), hardware, history,
+                      stage2_config)
     write_text(Path(dest) / "MODEL_CARD.md", card)
     return {"dest": str(dest), "size_mb": _size_mb(Path(dest))}
 
@@ -142,8 +152,9 @@ def main() -> None:
     ap.add_argument("--eval", default=None)
     ap.add_argument("--hardware", default="2-core x86_64 CPU, no GPU")
     ap.add_argument("--history", default="")
+    ap.add_argument("--stage2-config", default="STAGE2.yaml", help="the config a fine-tuned prior's second stage used")
     a = ap.parse_args()
-    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history)))
+    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage2_config)))
 
 
 if __name__ == "__main__":

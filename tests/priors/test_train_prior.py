@@ -135,8 +135,10 @@ def test_prior_configs_load_and_fine_tuned_cards_name_both_stages():
     meta = {"training": {"steps": 1500, "batch_size": 16, "views": 4, "seconds": 1278.0,
                          "config": {"lr": 2e-4, "ema": 0.998, "init_from": "x"}, "init_from_training": stage1}}
     data = {"n": 10, "views": 4, "res": 64, "config": {"captions": 4, "rig": {"elevation_deg": 20.0, "radius": 2.6, "fov_deg": 40.0}}}
-    card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "")
+    card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "", "configs/prior_gpu.yaml")
     assert "stage 1: 3250 steps" in card and "stage 2" in card and "40.0 degree field of view" in card
-    assert "init_from=x" in card and "rig.fov_deg=40.0" in card  # how to reproduce stage 2
+    # how to reproduce stage 2: its data (only the rig values that differ from the default), config and steps
+    assert "--n 10 rig.fov_deg=40.0\n" in card and "rig.elevation_deg" not in card
+    assert "--config configs/prior_gpu.yaml data=out/mvdata_ft init_from=out/train/prior/prior steps=1500" in card
     plain = model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")
     assert "stage 1" not in plain and "init_from" not in plain
