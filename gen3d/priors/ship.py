@@ -27,11 +27,23 @@ def _rig_flags(rig: dict) -> str:
     return " ".join(f"rig.{k}={v}" for k, v in rig.items() if hasattr(default, k) and getattr(default, k) != v)
 
 
+def training_stages(training: dict) -> list[dict]:
+    """The training runs behind a prior, first (from random weights) to last: a fine-tuned prior's
+    metadata nests the run it started from under ``init_from_training``."""
+    stages, s = [], training
+    while s:
+        stages.append(s)
+        s = s.get("init_from_training") or {}
+    return stages[::-1]
+
+
 def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: dict | None, size_mb: float,
-               hardware: str, history: str, stage2_config: str = "STAGE2.yaml") -> str:
+               hardware: str, history: str, stage_configs: list[str] | None = None) -> str:
     t = prior_meta.get("training", {})
     cfg = t.get("config", {})
-    stage1 = t.get("init_from_training") or {}  # a fine-tuned prior: what it started from
+    stages = training_stages(t)
+    stage_configs = list(stage_configs or [])
+    stage_configs += [f"STAGE{i + 2}.yaml" for i in range(len(stage_configs), len(stages) - 1)]
     rig = data_index.get("config", {}).get("rig", {})
     net = cfg.get("net", {})
     unet = net.get("unet", {})
@@ -62,15 +74,16 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         f"- Hardware: {hardware}.",
         f"- Autoencoder: {ae_eval.get('steps')} steps, batch 32 views, {ae_eval.get('train_seconds', 0) / 60:.1f} min.",
     ]
-    if stage1:
-        s1 = stage1.get("config", {})
-        lines += [
-            f"- Prior, stage 1: {stage1.get('steps')} steps from random weights, batch {stage1.get('batch_size')} objects x "
-            f"{stage1.get('views')} views, {stage1.get('seconds', 0) / 60:.1f} min, lr {s1.get('lr')}, EMA {s1.get('ema')}.",
-            f"- Prior, stage 2 (fine-tune from stage 1 on the data above): {t.get('steps')} steps, batch {t.get('batch_size')} "
-            f"objects x {t.get('views')} views, {t.get('seconds', 0) / 60:.1f} min, lr {cfg.get('lr')}, EMA {cfg.get('ema')}; "
-            f"condition dropout {cfg.get('objective', {}).get('cond_drop_prob')} in both.",
-        ]
+    if len(stages) > 1:
+        for i, st in enumerate(stages):
+            c = st.get("config", {})
+            origin = "from random weights" if i == 0 else f"fine-tuned from stage {i}"
+            lines.append(
+                f"- Prior, stage {i + 1}: {st.get('steps')} steps {origin}, {st.get('objects')} objects, batch "
+                f"{st.get('batch_size')} objects x {st.get('views')} views, {st.get('seconds', 0) / 60:.1f} min on "
+                f"{st.get('device')}, lr {c.get('lr')}, EMA {c.get('ema')}"
+                + (f", rig {_rig_flags(st['rig']) or 'default'}" if st.get("rig") else "") + ".")
+        lines.append(f"- Condition dropout {cfg.get('objective', {}).get('cond_drop_prob')} in every stage.")
     else:
         lines.append(
             f"- Prior: {t.get('steps')} steps, batch {t.get('batch_size')} objects x {t.get('views')} views, "
@@ -112,20 +125,33 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         "",
         "## Reproduce",
         "```",
-        *(["gen3d train data --out out/mvdata          # stage 1's data (see its run's config.yaml)"] if stage1 else
-          [f"gen3d train data --out out/mvdata {_rig_flags(rig)}".rstrip()]),
-        "gen3d train autoencoder --config configs/autoencoder.yaml",
-        "gen3d train prior --config configs/prior.yaml",
-        *([f"gen3d train data --out out/mvdata_ft --n {data_index.get('n')} {_rig_flags(rig)}".rstrip(),
-           f"gen3d train prior --config {stage2_config} data=out/mvdata_ft init_from=out/train/prior/prior "
-           f"steps={t.get('steps')}"] if stage1 else []),
+        *reproduce_lines(stages, rig, stage_configs),
         "```",
     ]
     return "\n".join(lines) + "\n"
 
 
+def reproduce_lines(stages: list[dict], last_rig: dict, stage_configs: list[str]) -> list[str]:
+    """Commands that retrain every stage: stage 1 with configs/prior.yaml, each later one with its
+    config, its own data (object count, rig) and the previous stage's output as ``init_from``."""
+    def data_cmd(out: str, st: dict, rig: dict) -> str:
+        n = f" --n {st.get('objects')}" if st.get("objects") not in (None, 12000) else ""
+        return f"gen3d train data --out {out}{n} {_rig_flags(rig)}".rstrip()
+
+    rigs = [st.get("rig", {}) for st in stages[:-1]] + [last_rig]
+    lines = [data_cmd("out/mvdata", stages[0], rigs[0]), "gen3d train autoencoder --config configs/autoencoder.yaml",
+             "gen3d train prior --config configs/prior.yaml" + (f" steps={stages[0].get('steps')}" if len(stages) > 1 else "")]
+    prev = "out/train/prior/prior"
+    for i in range(1, len(stages)):
+        lines += [data_cmd(f"out/mvdata_s{i + 1}", stages[i], rigs[i]),
+                  f"gen3d train prior --config {stage_configs[i - 1]} data=out/mvdata_s{i + 1} init_from={prev} "
+                  f"out=out/train/prior_s{i + 1} steps={stages[i].get('steps')}"]
+        prev = f"out/train/prior_s{i + 1}/prior"
+    return lines
+
+
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
-         hardware: str, history: str, stage2_config: str = "STAGE2.yaml") -> dict[str, Any]:
+         hardware: str, history: str, stage_configs: list[str] | None = None) -> dict[str, Any]:
     from gen3d.priors.mvprior import MultiViewPrior
     from gen3d.utils.io import read_json, write_text
 
@@ -138,7 +164,7 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
         meta["generate_eval"] = ev["summary"]
     prior.save_pretrained(dest, meta=meta, half=True)
     card = model_card(meta, ae, read_json(Path(data) / "dataset.json"), ev, _size_mb(Path(dest)), hardware, history,
-                      stage2_config)
+                      stage_configs)
     write_text(Path(dest) / "MODEL_CARD.md", card)
     return {"dest": str(dest), "size_mb": _size_mb(Path(dest))}
 
@@ -152,9 +178,10 @@ def main() -> None:
     ap.add_argument("--eval", default=None)
     ap.add_argument("--hardware", default="2-core x86_64 CPU, no GPU")
     ap.add_argument("--history", default="")
-    ap.add_argument("--stage2-config", default="STAGE2.yaml", help="the config a fine-tuned prior's second stage used")
+    ap.add_argument("--stage-config", action="append", default=[],
+                    help="the config of a fine-tuned prior's stage 2, 3, ... (repeat, in order)")
     a = ap.parse_args()
-    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage2_config)))
+    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config)))
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def train_prior(cfg: PriorTrainConfig, quiet: bool = False) -> dict[str, Any]:
         train_meta = {
             "training": {"objects": N, "views": V, "mirrored": cfg.mirror, "steps": cfg.steps, "batch_size": cfg.batch_size,
                          "processes": acc.num_processes, "seconds": round(seconds0 + time.perf_counter() - t0, 1),
-                         "device": str(acc.device), "config": to_dict(cfg)},
+                         "device": str(acc.device), "rig": to_dict(data.rig), "config": to_dict(cfg)},
         }
         if cfg.init_from and (Path(cfg.init_from) / "prior.json").is_file():  # the run this one fine-tuned
             from gen3d.utils.io import read_json

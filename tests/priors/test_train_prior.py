@@ -131,14 +131,20 @@ def test_prior_configs_load_and_fine_tuned_cards_name_both_stages():
     assert len(configs) >= 2
     for f in configs:
         load_config(PriorTrainConfig, f)  # every shipped prior config parses (no stale keys)
-    stage1 = {"steps": 3250, "batch_size": 16, "views": 4, "seconds": 2970.0, "config": {"lr": 4e-4, "ema": 0.999}}
-    meta = {"training": {"steps": 1500, "batch_size": 16, "views": 4, "seconds": 1278.0,
-                         "config": {"lr": 2e-4, "ema": 0.998, "init_from": "x"}, "init_from_training": stage1}}
+    stage1 = {"steps": 3250, "batch_size": 16, "views": 4, "seconds": 2970.0, "objects": 12000, "device": "cpu",
+              "config": {"lr": 4e-4, "ema": 0.999}}
+    stage2 = {"steps": 5500, "batch_size": 256, "views": 4, "seconds": 477.0, "objects": 36000, "device": "cuda",
+              "config": {"lr": 4e-4, "ema": 0.999}, "init_from_training": stage1}
+    meta = {"training": {"steps": 1500, "batch_size": 16, "views": 4, "seconds": 1278.0, "objects": 10, "device": "cpu",
+                         "config": {"lr": 2e-4, "ema": 0.998, "init_from": "x"}, "init_from_training": stage2}}
     data = {"n": 10, "views": 4, "res": 64, "config": {"captions": 4, "rig": {"elevation_deg": 20.0, "radius": 2.6, "fov_deg": 40.0}}}
-    card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "", "configs/prior_gpu.yaml")
-    assert "stage 1: 3250 steps" in card and "stage 2" in card and "40.0 degree field of view" in card
-    # how to reproduce stage 2: its data (only the rig values that differ from the default), config and steps
-    assert "--n 10 rig.fov_deg=40.0\n" in card and "rig.elevation_deg" not in card
-    assert "--config configs/prior_gpu.yaml data=out/mvdata_ft init_from=out/train/prior/prior steps=1500" in card
+    card = model_card(meta, {"steps": 1, "train_seconds": 60}, data, None, 1.0, "cpu", "", ["configs/prior_gpu.yaml"])
+    assert "stage 1: 3250 steps from random weights" in card and "stage 2: 5500 steps fine-tuned from stage 1" in card
+    assert "stage 3: 1500 steps fine-tuned from stage 2" in card and "40.0 degree field of view" in card
+    # how to reproduce every stage: its data (only the rig values that differ from the default), config and steps
+    assert "gen3d train prior --config configs/prior.yaml steps=3250" in card
+    assert "--config configs/prior_gpu.yaml data=out/mvdata_s2 init_from=out/train/prior/prior out=out/train/prior_s2 steps=5500" in card
+    assert "gen3d train data --out out/mvdata_s3 --n 10 rig.fov_deg=40.0\n" in card and "rig.elevation_deg" not in card
+    assert "--config STAGE3.yaml data=out/mvdata_s3 init_from=out/train/prior_s2/prior out=out/train/prior_s3 steps=1500" in card
     plain = model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")
     assert "stage 1" not in plain and "init_from" not in plain
