@@ -175,7 +175,7 @@ class MeshRenderer:
 
 
 def cast_rays_torch(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, w2c: np.ndarray, height: int, width: int,
-                    device: str = "cpu", max_pairs: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    device: str = "cpu", max_pairs: int = 1_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hits of the pixel-centre rays of pinhole views (OpenCV ``K`` (V, 3, 3), ``w2c`` (V, 4, 4),
     an ``height`` x ``width`` grid), in :meth:`MeshRenderer._rays`' order and parametrisation (unit
     directions, so ``t`` is the distance from the camera centre).
