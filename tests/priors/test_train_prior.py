@@ -148,3 +148,17 @@ def test_prior_configs_load_and_fine_tuned_cards_name_both_stages():
     assert "--config STAGE3.yaml data=out/mvdata_s3 init_from=out/train/prior_s2/prior out=out/train/prior_s3 steps=1500" in card
     plain = model_card({"training": stage1}, {}, data, None, 1.0, "cpu", "")
     assert "stage 1" not in plain and "init_from" not in plain
+
+
+def test_mirror_augmentation_refuses_a_rig_without_mirror_symmetry(tiny_data, tiny_ae, tmp_path, prior_config):
+    from dataclasses import replace
+
+    from gen3d.errors import ConfigError
+    from gen3d.priors.mvdata import MVDataset
+    from gen3d.priors.train import encode_latents
+
+    data = MVDataset(tiny_data)
+    data.rig = replace(data.rig, azimuth_start_deg=30.0)  # azimuths 30, 120, 210, 300: -30 is not one of them
+    cfg = prior_config(tiny_data, tiny_ae, tmp_path)
+    with pytest.raises(ConfigError, match="mirror=true needs a rig"):
+        encode_latents(cfg, data, None, "cpu", quiet=True)
