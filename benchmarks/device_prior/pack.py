@@ -8,7 +8,7 @@ this writes ``.devpack/`` (ignored by git):
 * ``minilm/``: the text encoder in a pruned form: every weight in float16 except the word-embedding
   matrix, of which only the rows of the word pieces that gen3d's captions and prompts can contain are
   kept (the caption generator draws from fixed word lists; the ids are collected by tokenising those
-  lists and 300k sampled captions). ``train_on_device.py`` rebuilds a full float32 model from it and
+  lists and 330,000 sampled captions). ``train_on_device.py`` rebuilds a full float32 model from it and
   refuses to train if a caption needs a word piece that was dropped.
 
     .venv/bin/python benchmarks/device_prior/pack.py
@@ -43,11 +43,7 @@ def caption_word_ids(tok, n_specs: int = 60000) -> list[int]:
             words.update(s.words or ())
     for split in ("train", "heldout"):
         for i in range(n_specs if split == "train" else n_specs // 10):
-            try:
-                spec = sample_spec(11, i, split)
-            except (ValueError, KeyError):
-                break
-            for cap in captions_for(spec, 4):
+            for cap in captions_for(sample_spec(11, i, split), 4):
                 words.update(cap.split())
     for line in (ROOT / "configs" / "eval_heldout_prompts.jsonl").read_text().splitlines():
         if line.strip():

@@ -15,7 +15,7 @@ Steps, each timed and printed:
 4. a short probe run of ``gen3d train prior`` to measure steps per second, then the real run with as
    many steps as fit before ``--deadline-s`` (recorded in the prior's metadata like any other run);
 5. store the EMA prior as float16 and send it back as a tar split into 15 MiB parts (the device tool
-   returns files of at most 16 MiB); ``unpack.sh`` joins them here.
+   returns files of at most 16 MiB); here, ``cat prior.tar.part_* | tar x`` joins and unpacks them.
 
 The same training runs on CPU with ``gen3d train prior --config configs/prior_gpu.yaml steps=N`` (slowly).
 """
@@ -120,7 +120,7 @@ def main() -> int:
     # The probe's rate includes cuDNN autotuning and first-step costs: on the H100 it read 7.3 steps/s
     # for a run that then went at 10.7-13.9; 200 probe steps keep the error on the safe side.
     probe = load_config(PriorTrainConfig, args.config, base + [f"out={work / 'probe'}", f"steps={args.probe_steps}",
-                                                                "preview_prompts=[]", f"checkpoint_every={10**6}"])
+                                                                f"checkpoint_every={10**6}"])
     r = train_prior(probe, quiet=True)  # also fills the latent and caption caches
     times["encode_and_probe"] = time.perf_counter() - t
     rate = args.probe_steps / r["seconds"]

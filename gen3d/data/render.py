@@ -95,11 +95,16 @@ class MeshRenderer:
         v, f, c = obj.arrays()
         return cls(v, f, c, cfg)
 
+    def _subpixel_K(self, cams: Cameras) -> np.ndarray:
+        """(V, 3, 3) intrinsics of the sub-pixel grid: pixel centres of the s-times finer image."""
+        K = cams.K.detach().cpu().double().numpy().copy()
+        K[:, :2, :] *= self.cfg.supersample
+        return K
+
     def _rays(self, cams: Cameras) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sub-pixel rays: origins, unit directions (V, Hs*Ws, 3) float32, and camera z per unit ray length."""
         s = self.cfg.supersample
-        K = cams.K.detach().cpu().double().numpy().copy()
-        K[:, :2, :] *= s  # sub-pixel grid: pixel centres of the s-times finer image
+        K = self._subpixel_K(cams)
         w2c = cams.w2c.detach().cpu().double().numpy()
         H, W = cams.height * s, cams.width * s
         ys, xs = np.meshgrid(np.arange(H) + 0.5, np.arange(W) + 0.5, indexing="ij")
@@ -126,9 +131,7 @@ class MeshRenderer:
             prim_ids = hit["primitive_ids"].numpy().reshape(-1)
             normals = hit["primitive_normals"].numpy().reshape(-1, 3)
         else:
-            K = cams.K.detach().cpu().double().numpy().copy()
-            K[:, :2, :] *= s
-            t, prim_ids, normals = cast_rays_torch(self.vertices, self.faces.astype(np.int64), K,
+            t, prim_ids, normals = cast_rays_torch(self.vertices, self.faces.astype(np.int64), self._subpixel_K(cams),
                                                    cams.w2c.detach().cpu().double().numpy(), cams.height * s, cams.width * s)
         hit_idx = np.flatnonzero(np.isfinite(t))  # shade only the rays that hit something
         ids = prim_ids[hit_idx].astype(np.int64)
