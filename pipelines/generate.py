@@ -37,8 +37,11 @@ from gen3d.utils.io import write_json
 def _default_recon() -> ReconstructConfig:
     """Reconstruction sized for 4 generated 64 px views: a short Gaussian fit, small previews."""
     return ReconstructConfig(
+        # The generated depth clips the hull to the convex hull of the surface the views see: with 4
+        # views looking down, silhouettes alone leave a wedge under the object and bulges on its sides
+        # (docs/prior.md, "What limits it").
         gaussians=GaussianFitConfig(iters=300, init_points=4000, hull_resolution=64, views_per_step=4,
-                                    refine_start=60, refine_every=40, checkpoint_every=0),
+                                    refine_start=60, refine_every=40, checkpoint_every=0, hull_convex_margin=0.02),
         mesh=MeshExtractConfig(),
         mesh_views=18, mesh_res=96, preview_frames=24, preview_res=128, camera_fov_deg=30.0,
     )

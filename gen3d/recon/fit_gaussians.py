@@ -41,13 +41,14 @@ class GaussianFitConfig:
     hull_resolution: int = 96
     hull_depth_margin: float = 0.0  # > 0: carve the hull with the views' depth where they have it (0: silhouettes only)
     hull_box_margin: float = 0.05  # with depth: clip the hull to the box of the seen surface plus this (< 0: off)
+    hull_convex_margin: float = -1.0  # >= 0, with depth: clip the hull to the convex hull of the seen surface plus this
     bound: float = 1.0  # the object lies inside [-bound, bound]^3
     views_per_step: int = 2
     init_scale: float = 1.0  # initial Gaussian size as a multiple of the mean distance to the 3 nearest points
     flatten_weight: float = 0.0  # penalise each Gaussian's smallest scale: flat discs that hug the surface
     ssim_weight: float = 0.2
     mask_weight: float = 0.2
-    depth_weight: float = 0.2  # used only where the views carry depth (rendered datasets do; generated views do not)
+    depth_weight: float = 0.2  # used only where the views carry depth (rendered datasets and generated views do)
     lr_means: float = 1.5e-3
     lr_means_final: float = 1.5e-5
     lr_scales: float = 5e-3
@@ -109,8 +110,10 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
     if cfg.init == "hull" and views.masks is not None:
         pts, rgb = visual_hull_points(
             views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution, cfg.bound, seed=cfg.seed,
-            depths=views.depths if cfg.hull_depth_margin > 0 else None, depth_margin=cfg.hull_depth_margin,
+            depths=views.depths if (cfg.hull_depth_margin > 0 or cfg.hull_convex_margin >= 0) else None,
+            depth_margin=cfg.hull_depth_margin if cfg.hull_depth_margin > 0 else float("inf"),
             box_margin=cfg.hull_box_margin if cfg.hull_box_margin >= 0 else None,
+            convex_margin=cfg.hull_convex_margin if cfg.hull_convex_margin >= 0 else None,
         )
         if len(pts) < 16:
             raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "

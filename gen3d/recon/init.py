@@ -7,6 +7,8 @@ lets a CPU fit converge in hundreds rather than thousands of steps.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -28,6 +30,7 @@ def visual_hull_points(
     depths: Float[Tensor, "V H W"] | None = None,
     depth_margin: float = 0.05,
     box_margin: float | None = 0.05,
+    convex_margin: float | None = None,
 ) -> tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"]]:
     """Points on the surface of the visual hull inside the cube [-bound, bound]^3, with colours.
 
@@ -69,6 +72,9 @@ def visual_hull_points(
         if len(seen_pts):
             lo, hi = seen_pts.min(0).values - box_margin, seen_pts.max(0).values + box_margin
             inside &= ((grid >= lo) & (grid <= hi)).all(-1)
+    if depths is not None and convex_margin is not None:
+        inner = -F.max_pool2d(-(masks >= threshold).float()[:, None], 3, stride=1, padding=1)[:, 0]  # eroded 1 px
+        inside &= inside_convex_hull(grid, depth_points(cams, depths, inner, 0.5), convex_margin)
     occ = inside.reshape(resolution, resolution, resolution)
     if not occ.any():
         return torch.empty(0, 3), torch.empty(0, 3)
@@ -82,6 +88,7 @@ def visual_hull_points(
     if images is None:
         return pts, torch.full_like(pts, 0.5)
     cols = torch.zeros_like(pts)
+    vis_margin = (depth_margin if math.isfinite(depth_margin) else step) + step
     vis_cols, vis_n = torch.zeros_like(pts), torch.zeros(len(pts))
     for v in range(len(cams)):
         uv, z = cams[v].project(pts)
@@ -89,7 +96,7 @@ def visual_hull_points(
         cols += c
         if depths is not None:
             d = _sample_nearest(depths[v].float().cpu(), uv[0], cams.width, cams.height)
-            vis = ((d > 0) & ((z[0] - d).abs() <= depth_margin + step)).float()
+            vis = ((d > 0) & ((z[0] - d).abs() <= vis_margin)).float()
             vis_cols += c * vis[:, None]
             vis_n += vis
     cols = cols / len(cams)
@@ -97,6 +104,22 @@ def visual_hull_points(
         seen_pts = vis_n > 0
         cols[seen_pts] = vis_cols[seen_pts] / vis_n[seen_pts, None]
     return pts, cols.clamp(0, 1)
+
+
+def inside_convex_hull(points: Float[Tensor, "N 3"], seen: Float[Tensor, "P 3"], margin: float) -> Tensor:
+    """Which ``points`` lie within ``margin`` of the convex hull of ``seen`` (all, if ``seen`` is degenerate)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if len(seen) < 4:
+        return torch.ones(len(points), dtype=torch.bool)
+    try:
+        eq = torch.as_tensor(ConvexHull(seen.double().numpy()).equations, dtype=torch.float32)  # n.x + b <= 0 inside
+    except QhullError:  # flat or collinear surface points: no volume to clip to
+        return torch.ones(len(points), dtype=torch.bool)
+    out = torch.ones(len(points), dtype=torch.bool)
+    for k in range(0, len(points), 65536):
+        out[k : k + 65536] = (points[k : k + 65536] @ eq[:, :3].T + eq[:, 3] <= margin).all(-1)
+    return out
 
 
 def depth_points(

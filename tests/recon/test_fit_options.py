@@ -1,4 +1,4 @@
-"""Options of the Gaussian fit that shape the Gaussians: the flattening loss, the initial size, depth carving."""
+"""Options of the Gaussian fit that shape the Gaussians: the flattening loss, the initial size, depth carving, the convex clip."""
 
 from __future__ import annotations
 
@@ -40,3 +40,10 @@ def test_initial_scale_and_depth_carving_options(sphere_views):
     carved = initial_gaussians(sphere_views, dataclasses.replace(cfg, hull_depth_margin=0.05))
     r = lambda g: float(g.means.norm(dim=-1).quantile(0.95))  # the sphere's radius is about 0.45
     assert r(carved) < r(a)  # the bloated far sides of the silhouette hull are carved away
+    clipped = initial_gaussians(sphere_views, dataclasses.replace(cfg, hull_convex_margin=0.02))
+    assert r(clipped) < r(a)  # the convex hull of the seen surface removes the wedge and the bulges too
+    low = lambda g: float(g.means[:, 1].min())
+    assert low(clipped) > low(a) + 0.05  # no wedge under the lowest point the views see
+    no_depth = dataclasses.replace(sphere_views, depths=None)
+    same = initial_gaussians(no_depth, dataclasses.replace(cfg, hull_convex_margin=0.02))
+    assert torch.equal(same.means, initial_gaussians(no_depth, cfg).means)  # without depth the option does nothing
