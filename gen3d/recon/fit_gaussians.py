@@ -38,6 +38,7 @@ class GaussianFitConfig:
     init: Literal["hull", "random"] = "hull"
     init_points: int = 8000
     init_opacity: float = 0.5
+    init_view_lobe: float = 0.0  # > 0 (SH degree >= 1): start each colour brighter toward its normal by this fraction (a headlight)
     hull_resolution: int = 96
     hull_depth_margin: float = 0.0  # > 0: carve the hull with the views' depth where they have it (0: silhouettes only)
     hull_box_margin: float = 0.05  # with depth: clip the hull to the box of the seen surface plus this (< 0: off)
@@ -123,6 +124,15 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
         pts, rgb = g.means, g.rgb
     scale = (cfg.init_scale * knn_mean_distance(pts, k=3)).clamp(1e-4, 0.1)
     g = Gaussians.from_points(pts, rgb, sh_degree=cfg.sh_degree, scale=scale, opacity=cfg.init_opacity)
+    if cfg.init_view_lobe > 0 and cfg.sh_degree >= 1 and len(pts) >= 3:
+        # colour(v) = rgb + lobe * rgb * (n . v), v toward the camera; the SH direction d = -v.
+        # Degree-1 bases (-C1 y, C1 z, -C1 x) of d, so the coefficients are (n_y, -n_z, n_x) * lobe * rgb / C1.
+        from gen3d.recon.init import point_normals
+        from gen3d.recon.sh import SH_C1
+
+        n = point_normals(pts)
+        amp = cfg.init_view_lobe * rgb.float() / SH_C1
+        g.sh[:, 1], g.sh[:, 2], g.sh[:, 3] = amp * n[:, 1:2], -amp * n[:, 2:3], amp * n[:, 0:1]
     return g
 
 

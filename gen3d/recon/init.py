@@ -122,6 +122,24 @@ def inside_convex_hull(points: Float[Tensor, "N 3"], seen: Float[Tensor, "P 3"],
     return out
 
 
+def point_normals(points: Float[Tensor, "P 3"], k: int = 12, chunk: int = 2048) -> Float[Tensor, "P 3"]:
+    """Unit normals of a surface point cloud: the least-variance axis of each point's ``k`` nearest
+    neighbours, turned to point away from the cloud's centroid (right for closed, roughly star-shaped
+    surfaces such as a visual hull)."""
+    points = points.float()
+    k = max(3, min(k, len(points)))
+    out = torch.empty_like(points)
+    centre = points.mean(0)
+    for i in range(0, len(points), chunk):
+        p = points[i : i + chunk]
+        nb = points[torch.cdist(p, points).topk(k, largest=False).indices]  # (B, k, 3)
+        d = nb - nb.mean(1, keepdim=True)
+        _, vecs = torch.linalg.eigh(d.transpose(1, 2) @ d)  # ascending eigenvalues
+        n = vecs[..., 0]
+        out[i : i + chunk] = torch.where(((p - centre) * n).sum(-1, keepdim=True) < 0, -n, n)
+    return out
+
+
 def depth_points(
     cams: Cameras, depths: Float[Tensor, "V H W"], masks: Float[Tensor, "V H W"] | None = None, threshold: float = 0.5
 ) -> Float[Tensor, "P 3"]:

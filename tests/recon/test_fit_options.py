@@ -47,3 +47,33 @@ def test_initial_scale_and_depth_carving_options(sphere_views):
     no_depth = dataclasses.replace(sphere_views, depths=None)
     same = initial_gaussians(no_depth, dataclasses.replace(cfg, hull_convex_margin=0.02))
     assert torch.equal(same.means, initial_gaussians(no_depth, cfg).means)  # without depth the option does nothing
+
+
+def test_point_normals_of_a_sphere_point_outward():
+    from gen3d.recon.init import point_normals
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(3000, 3, generator=g)
+    p = 0.4 * p / p.norm(dim=-1, keepdim=True) + torch.tensor([0.1, -0.2, 0.05])
+    n = point_normals(p)
+    radial = (p - p.mean(0)) / (p - p.mean(0)).norm(dim=-1, keepdim=True)
+    assert float((n * radial).sum(-1).min()) > 0.95
+
+
+def test_view_lobe_makes_surfaces_brighter_toward_their_normal(sphere_views):
+    from gen3d.recon.init import point_normals
+    from gen3d.recon.sh import eval_sh
+
+    cfg = GaussianFitConfig(init_points=500, hull_resolution=32, sh_degree=1)
+    plain = initial_gaussians(sphere_views, cfg)
+    lobed = initial_gaussians(sphere_views, dataclasses.replace(cfg, init_view_lobe=0.3))
+    assert torch.equal(plain.means, lobed.means) and torch.equal(plain.sh[:, 0], lobed.sh[:, 0])
+    assert float(plain.sh[:, 1:].abs().max()) == 0.0
+    n = point_normals(lobed.means)
+    rgb = lambda g, d: eval_sh(1, d, g.sh) + 0.5
+    head_on, grazing = -n, torch.linalg.cross(n, torch.randn_like(n))  # view directions (camera -> point)
+    grazing = grazing / grazing.norm(dim=-1, keepdim=True)
+    base = rgb(plain, head_on)
+    assert torch.allclose(rgb(lobed, head_on), 1.3 * base, atol=1e-4)  # 30% brighter seen head-on
+    assert torch.allclose(rgb(lobed, grazing), base, atol=1e-4)  # unchanged at grazing angles
+    assert torch.allclose(rgb(lobed, n), 0.7 * base, atol=1e-4)  # and darker from behind
