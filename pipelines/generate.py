@@ -39,9 +39,12 @@ def _default_recon() -> ReconstructConfig:
     return ReconstructConfig(
         # The generated depth clips the hull to the convex hull of the surface the views see: with 4
         # views looking down, silhouettes alone leave a wedge under the object and bulges on its sides
-        # (docs/prior.md, "What limits it").
+        # (docs/prior.md, "What limits it"). The prior's views are lit by a headlight (gen3d.data.render),
+        # so each colour starts with a degree-1 lobe along its normal: a face that the other views see
+        # only edge-on is rendered brighter, as the renderer would, when a view looks at it.
         gaussians=GaussianFitConfig(iters=300, init_points=4000, hull_resolution=64, views_per_step=4,
-                                    refine_start=60, refine_every=40, checkpoint_every=0, hull_convex_margin=0.02),
+                                    refine_start=60, refine_every=40, checkpoint_every=0, hull_convex_margin=0.02,
+                                    init_view_lobe=0.3),
         mesh=MeshExtractConfig(),
         mesh_views=18, mesh_res=96, preview_frames=24, preview_res=128, camera_fov_deg=30.0,
     )
