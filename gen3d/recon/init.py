@@ -49,7 +49,10 @@ def visual_hull_points(
     mean colour of the views that cover them, as without depth. With depths and ``box_margin`` not
     None, the hull is also clipped to the bounding box of the surface points the views see, grown by
     ``box_margin``: when every camera looks down on the object, the silhouette cones meet in a
-    wedge far below its lowest visible point, which nothing else carves.
+    wedge far below its lowest visible point, which nothing else carves. With depths and
+    ``convex_margin`` not None, the hull is clipped to the convex hull of the surface points inside the
+    1-pixel-eroded masks, grown by the margin: that also removes the bulge toward a face no view looks
+    at. ``depth_margin=inf`` turns depth carving off while depths still serve the clips and colours.
     """
     g = torch.Generator().manual_seed(seed)
     step = 2 * bound / resolution
