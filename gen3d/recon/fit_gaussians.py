@@ -27,7 +27,8 @@ from gen3d.data.dataset import ViewSet
 from gen3d.errors import DataError, DeviceError
 from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.gaussians import Gaussians, num_sh_bases, rgb_to_sh_dc, knn_mean_distance
-from gen3d.recon.init import visual_hull_points
+from gen3d.recon.init import point_normals, visual_hull_points
+from gen3d.recon.sh import SH_C1
 from gen3d.utils.checkpoint import pack_adam, read_checkpoint, unpack_adam, write_checkpoint
 
 
@@ -127,9 +128,6 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
     if cfg.init_view_lobe > 0 and cfg.sh_degree >= 1 and len(pts) >= 3:
         # colour(v) = rgb + lobe * rgb * (n . v), v toward the camera; the SH direction d = -v.
         # Degree-1 bases (-C1 y, C1 z, -C1 x) of d, so the coefficients are (n_y, -n_z, n_x) * lobe * rgb / C1.
-        from gen3d.recon.init import point_normals
-        from gen3d.recon.sh import SH_C1
-
         n = point_normals(pts)
         amp = cfg.init_view_lobe * rgb.float() / SH_C1
         g.sh[:, 1], g.sh[:, 2], g.sh[:, 3] = amp * n[:, 1:2], -amp * n[:, 2:3], amp * n[:, 0:1]
