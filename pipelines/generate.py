@@ -17,6 +17,7 @@ mesh, export).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,9 @@ class GenerateConfig:
     steps: int | None = None
     sampler: str = ""  # empty: the model's default
     device: str = "auto"  # where the prior runs (and the fit, unless recon.device says otherwise)
+    # Sample this many sets of views and keep the one whose views agree best in 3D (each view's mask
+    # against the silhouette of the hull of the others: gen3d.recon.consistency); 1: no choice.
+    candidates: int = 1
     recon: ReconstructConfig = field(default_factory=_default_recon)
 
 
@@ -139,6 +143,7 @@ class GeneratePipeline:
         sampler: str = "",
         steps: int | None = None,
         guidance: float | None = None,
+        candidates: int | None = None,
         config: GenerateConfig | None = None,
     ):
         self.config = cfg = config or GenerateConfig()
@@ -151,6 +156,9 @@ class GeneratePipeline:
         self.sampler = sampler or cfg.sampler
         self.steps = steps if steps is not None else cfg.steps
         self.guidance = guidance if guidance is not None else cfg.guidance
+        self.candidates = int(candidates if candidates is not None else cfg.candidates)
+        if self.candidates < 1:
+            raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
 
     @classmethod
     def from_config(cls, cfg: GenerateConfig) -> GeneratePipeline:
@@ -165,6 +173,24 @@ class GeneratePipeline:
         prior = self.load()
         return prior.sample(prompts, seed=seed, guidance=self.guidance, steps=self.steps, sampler=self.sampler or None,
                             progress=progress)
+
+    def choose(self, g) -> tuple[int, list[float]]:
+        """The most 3D-consistent of the sampled candidates in ``g``, and every candidate's score.
+
+        The score is the mean leave-one-out hull IoU of :mod:`gen3d.recon.consistency`, with the hull
+        clipped as the Gaussian fit clips its initialisation."""
+        from gen3d.recon.consistency import leave_one_out_hull_iou
+
+        gc = getattr(self.reconstruct.cfg, "gaussians", None)
+        clip = {} if gc is None else {
+            "depth_margin": gc.hull_depth_margin if gc.hull_depth_margin > 0 else math.inf,
+            "box_margin": gc.hull_box_margin if gc.hull_box_margin >= 0 else None,
+            "convex_margin": gc.hull_convex_margin if gc.hull_convex_margin >= 0 else None,
+            "bound": gc.bound,
+        }
+        scores = [float(leave_one_out_hull_iou(g.cameras, g.alpha[c].float(), g.depth[c].float(), **clip).mean())
+                  for c in range(g.rgb.shape[0])]
+        return int(np.argmax(scores)), scores
 
     def __call__(self, prompt: str, out: str | Path | None = None, seed: int | None = None, quiet: bool = False) -> GenerateResult:
         from gen3d.recon.preview import views_contact_sheet
@@ -184,14 +210,22 @@ class GeneratePipeline:
         with sw.stage("text"):
             tokens = prior.encode_prompts([prompt])
         with sw.stage("sample"), stage("sampling views"):
-            g = prior.sample([prompt], seed=seed, guidance=self.guidance, steps=self.steps,
-                             sampler=self.sampler or None, tokens=tokens, progress=not quiet)
+            N = self.candidates
+            g = prior.sample([prompt] * N, seed=seed, guidance=self.guidance, steps=self.steps,
+                             sampler=self.sampler or None, tokens=tokens.expand(N, *tokens.shape[1:]),
+                             progress=not quiet)
+        pick, scores = 0, []
+        if N > 1:
+            with sw.stage("choose"), stage(f"choosing the most consistent of {N} candidates"):
+                pick, scores = self.choose(g)
         meta = {"prompt": prompt, "seed": seed, **g.info, "nfe": g.nfe, "generated": True}
+        if N > 1:
+            meta["candidates"] = {"n": N, "chosen": pick, "hull_iou": [round(x, 4) for x in scores]}
         with sw.stage("write_views"):
-            write_generated_views(g, 0, out / "views", meta)
-            views_contact_sheet([im.permute(1, 2, 0).numpy() for im in g.rgb[0]], out / "views.png")
+            write_generated_views(g, pick, out / "views", meta)
+            views_contact_sheet([im.permute(1, 2, 0).numpy() for im in g.rgb[pick]], out / "views.png")
         with stage("reconstructing"):
-            rec = self.reconstruct(views_to_viewset(g, 0), out, quiet=quiet, request={"prompt": prompt})
+            rec = self.reconstruct(views_to_viewset(g, pick), out, quiet=quiet, request={"prompt": prompt})
         timings = {**sw.timings, **rec.timings}
         timings["total"] = round(sum(timings.values()), 3)
         result_path = out / "result.json"
@@ -201,7 +235,7 @@ class GeneratePipeline:
         result.update({
             "kind": "generate",
             "request": {"prompt": prompt, "seed": seed, "guidance": g.info["guidance"], "steps": g.info["steps"],
-                        "sampler": g.info["sampler"], "model": str(self.config.model or "default")},
+                        "sampler": g.info["sampler"], "candidates": N, "model": str(self.config.model or "default")},
             "prior": {"nfe": g.nfe, **{k: v for k, v in prior.meta.get("training", {}).items() if k != "config"}},
             "timings": timings,
             "warnings": warnings,
@@ -213,6 +247,8 @@ class GeneratePipeline:
             if f not in files:
                 files.append(f)
         result["files"] = files
+        if N > 1:
+            result["candidates"] = meta["candidates"]
         write_json(result_path, result)
         return GenerateResult(out, g, rec.metrics, timings, warnings, rec.representation)
 

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1: none)")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--sampler", help="sampler name (see gen3d.diffusion.samplers.sampler_names)")
+    p.add_argument("--candidates", type=int, metavar="N",
+                   help="sample N sets of views and keep the most 3D-consistent (default: the config's)")
     p.add_argument("--backend", choices=["gaussians", "nerf"], help="reconstruction backend (default: gaussians)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.set_defaults(handler=_run)
@@ -35,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline, read_prompts
 
     flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "steps": args.steps,
-             "sampler": args.sampler, "device": args.device, "recon.backend": args.backend}
+             "sampler": args.sampler, "candidates": args.candidates, "device": args.device, "recon.backend": args.backend}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.prompt is not None:
         overrides.append(f"prompt={args.prompt}")

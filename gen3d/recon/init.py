@@ -56,36 +56,16 @@ def visual_hull_points(
     """
     g = torch.Generator().manual_seed(seed)
     step = 2 * bound / resolution
-    ax = torch.linspace(-bound + step / 2, bound - step / 2, resolution)
-    grid = torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), dim=-1).reshape(-1, 3)
-    inside = torch.ones(grid.shape[0], dtype=torch.bool)
-    masks = masks.float().cpu()
-    cams = cams.to("cpu")
-    for v in range(len(cams)):
-        uv, z = cams[v].project(grid)
-        uv, z = uv[0], z[0]
-        seen = (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < cams.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cams.height)
-        m = _sample(masks[v][None, None], uv, cams.width, cams.height)[0]
-        inside &= (seen & (m >= threshold)) if object_in_every_view else (~seen | (m >= threshold))
-        if depths is not None:
-            d = _sample_nearest(depths[v].float().cpu(), uv, cams.width, cams.height)
-            inside &= ~(seen & (m >= threshold) & (d > 0) & (z < d - depth_margin))
-    if depths is not None and box_margin is not None:
-        seen_pts = depth_points(cams, depths, masks, threshold)
-        if len(seen_pts):
-            lo, hi = seen_pts.min(0).values - box_margin, seen_pts.max(0).values + box_margin
-            inside &= ((grid >= lo) & (grid <= hi)).all(-1)
-    if depths is not None and convex_margin is not None:
-        inner = -F.max_pool2d(-(masks >= threshold).float()[:, None], 3, stride=1, padding=1)[:, 0]  # eroded 1 px
-        inside &= inside_convex_hull(grid, depth_points(cams, depths, inner, 0.5), convex_margin)
-    occ = inside.reshape(resolution, resolution, resolution)
+    occ = visual_hull_occupancy(cams, masks, resolution, bound, threshold, object_in_every_view, depths, depth_margin,
+                                box_margin, convex_margin)
     if not occ.any():
         return torch.empty(0, 3), torch.empty(0, 3)
     # Surface = occupied voxels with at least one empty 6-neighbour (erosion via max-pool of the complement).
     empty = (~occ).float()[None, None]
     near_empty = F.max_pool3d(F.pad(empty, (1, 1, 1, 1, 1, 1), value=1.0), 3, stride=1, padding=0)[0, 0] > 0
     surface = (occ & near_empty).reshape(-1)
-    cand = grid[surface]
+    ax = torch.linspace(-bound + step / 2, bound - step / 2, resolution)
+    cand = torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), dim=-1).reshape(-1, 3)[surface]
     idx = torch.randint(len(cand), (n,), generator=g) if len(cand) < n else torch.randperm(len(cand), generator=g)[:n]
     pts = cand[idx] + (torch.rand(len(idx), 3, generator=g) - 0.5) * step
     if images is None:
@@ -107,6 +87,49 @@ def visual_hull_points(
         seen_pts = vis_n > 0
         cols[seen_pts] = vis_cols[seen_pts] / vis_n[seen_pts, None]
     return pts, cols.clamp(0, 1)
+
+
+def visual_hull_occupancy(
+    cams: Cameras,
+    masks: Float[Tensor, "V H W"],
+    resolution: int = 96,
+    bound: float = 1.0,
+    threshold: float = 0.5,
+    object_in_every_view: bool = True,
+    depths: Float[Tensor, "V H W"] | None = None,
+    depth_margin: float = 0.05,
+    box_margin: float | None = 0.05,
+    convex_margin: float | None = None,
+) -> Tensor:
+    """The visual hull as a boolean voxel grid (``resolution``^3, indexed x, y, z) over [-bound, bound]^3.
+
+    Carving, clips and arguments as in :func:`visual_hull_points`, which samples the surface of this grid.
+    """
+    step = 2 * bound / resolution
+    ax = torch.linspace(-bound + step / 2, bound - step / 2, resolution)
+    grid = torch.stack(torch.meshgrid(ax, ax, ax, indexing="ij"), dim=-1).reshape(-1, 3)
+    inside = torch.ones(grid.shape[0], dtype=torch.bool)
+    masks = masks.float().cpu()
+    cams = cams.to("cpu")
+    for v in range(len(cams)):
+        uv, z = cams[v].project(grid)
+        uv, z = uv[0], z[0]
+        seen = (z > 1e-3) & (uv[:, 0] >= 0) & (uv[:, 0] < cams.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cams.height)
+        m = _sample(masks[v][None, None], uv, cams.width, cams.height)[0]
+        inside &= (seen & (m >= threshold)) if object_in_every_view else (~seen | (m >= threshold))
+        if depths is not None:
+            d = _sample_nearest(depths[v].float().cpu(), uv, cams.width, cams.height)
+            inside &= ~(seen & (m >= threshold) & (d > 0) & (z < d - depth_margin))
+    if depths is not None and box_margin is not None:
+        seen_pts = depth_points(cams, depths, masks, threshold)
+        if len(seen_pts):
+            lo, hi = seen_pts.min(0).values - box_margin, seen_pts.max(0).values + box_margin
+            inside &= ((grid >= lo) & (grid <= hi)).all(-1)
+    if depths is not None and convex_margin is not None:
+        inner = -F.max_pool2d(-(masks >= threshold).float()[:, None], 3, stride=1, padding=1)[:, 0]  # eroded 1 px
+        keep = inside.nonzero()[:, 0]  # only voxels still in the hull need the (costly) facet test
+        inside[keep] = inside_convex_hull(grid[keep], depth_points(cams, depths, inner, 0.5), convex_margin)
+    return inside.reshape(resolution, resolution, resolution)
 
 
 def inside_convex_hull(points: Float[Tensor, "N 3"], seen: Float[Tensor, "P 3"], margin: float) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -102,3 +103,29 @@ def test_prompts_file_one_folder_each_and_resume(tiny_prior, tmp_path):
     bad.write_text('{"text": "no prompt key"}\n')
     with pytest.raises(DataError, match='"prompt"'):
         read_prompts(bad)
+
+
+def test_candidates_keep_the_most_consistent_views(tiny_prior, tmp_path):
+    import numpy as np
+
+    from gen3d.data.dataset import load_views
+
+    cfg = GenerateConfig(model=str(tiny_prior), steps=2, device="cpu", candidates=3)
+    cfg = dataclasses.replace(cfg, recon=dataclasses.replace(cfg.recon, gaussians=dataclasses.replace(
+        cfg.recon.gaussians, iters=10, init_points=300), mesh_views=6, mesh_res=32, preview_frames=2, preview_res=32))
+    pipe = GeneratePipeline.from_config(cfg)
+    res = pipe("a red mug", out=tmp_path / "m", seed=3, quiet=True)
+    r = json.loads((tmp_path / "m" / "result.json").read_text())
+    c = r["candidates"]
+    assert c["n"] == 3 and r["request"]["candidates"] == 3 and len(c["hull_iou"]) == 3
+    assert c["chosen"] == int(np.argmax(c["hull_iou"]))
+    assert res.views.rgb.shape[0] == 3  # every candidate is kept in the result for inspection
+    # the written views are the chosen candidate's
+    masks = load_views(tmp_path / "m" / "views").masks
+    err = [float((masks - res.views.alpha[k]).abs().max()) for k in range(3)]
+    assert err[c["chosen"]] <= 1 / 255 + 1e-6 and min(err[k] for k in range(3) if k != c["chosen"]) > 0.02
+    # candidate 0 is what a single sample with the same seed gives
+    one = GeneratePipeline.from_config(dataclasses.replace(cfg, candidates=1)).sample_views(["a red mug"], seed=3)
+    assert torch.allclose(one.latents, res.views.latents[:4], atol=1e-5)
+    with pytest.raises(ConfigError, match="candidates"):
+        GeneratePipeline.from_config(dataclasses.replace(cfg, candidates=0))

@@ -1,0 +1,87 @@
+"""How well a set of posed views agrees in 3D, measured without fitting anything.
+
+A multi-view prior samples its views jointly, but not every sample is equally consistent: one view's
+object can be a little wider, or its far side a little deeper, than the other views allow. The
+leave-one-out hull agreement scores that cheaply: for each view, carve the visual hull of the *other*
+views (clipped by their depth as the Gaussian fit's initialisation is, see
+:func:`gen3d.recon.init.visual_hull_occupancy`), ray-cast its silhouette into the left-out camera and
+take the IoU with that view's mask. Perfectly consistent views of a convex object score close to 1;
+a view that contradicts the others scores lower. ``gen3d generate --candidates N`` samples N sets of
+views and keeps the one that scores highest (docs/prior.md, "Choosing among candidates").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from gen3d.cameras import Cameras
+from gen3d.recon.init import visual_hull_occupancy
+
+
+def raycast_silhouettes(occ: Bool[Tensor, "R R R"], cams: Cameras, bound: float = 1.0) -> Bool[Tensor, "V H W"]:
+    """Which pixels of ``cams`` see an occupied voxel of ``occ`` (a grid over [-bound, bound]^3, indexed x, y, z).
+
+    One ray per pixel centre, sampled every half voxel through the cube's bounding sphere.
+    """
+    R = occ.shape[0]
+    vox = 2 * bound / R
+    cams = cams.to("cpu")
+    o, d = cams.rays()  # V H W 3
+    V, H, W, _ = d.shape
+    dist = o[:, 0, 0].norm(dim=-1)  # V: camera distance from the centre
+    half = math.sqrt(3) * bound
+    n = int(math.ceil(2 * half / (vox / 2))) + 1
+    out = torch.zeros(V, H, W, dtype=torch.bool)
+    flat = occ.reshape(-1)
+    for v in range(V):
+        t = torch.linspace(max(float(dist[v]) - half, 0.0), float(dist[v]) + half, n)
+        for r0 in range(0, H, 16):  # a band of rows at a time keeps memory small
+            p = o[v, r0 : r0 + 16, :, None] + d[v, r0 : r0 + 16, :, None] * t[:, None]  # h W n 3
+            idx = ((p + bound) / vox).floor().long()
+            ok = ((idx >= 0) & (idx < R)).all(-1)
+            idx = idx.clamp(0, R - 1)
+            hit = flat[(idx[..., 0] * R + idx[..., 1]) * R + idx[..., 2]] & ok
+            out[v, r0 : r0 + 16] = hit.any(-1)
+    return out
+
+
+def leave_one_out_hull_iou(
+    cams: Cameras,
+    masks: Float[Tensor, "V H W"],
+    depths: Float[Tensor, "V H W"] | None = None,
+    resolution: int = 48,
+    bound: float = 1.0,
+    depth_margin: float = math.inf,
+    box_margin: float | None = 0.05,
+    convex_margin: float | None = 0.02,
+    threshold: float = 0.5,
+) -> Float[Tensor, "V"]:
+    """For each view: IoU of its mask with the silhouette of the visual hull of the other views.
+
+    The hull options are those of :func:`gen3d.recon.init.visual_hull_occupancy` (depth carving off by
+    default; with ``depths``, the box and convex clips of the seen surface). Needs at least 2 views.
+    """
+    V = len(cams)
+    if V < 2:
+        raise ValueError(f"leave-one-out hull agreement needs at least 2 views, got {V}")
+    if masks.shape[0] != V or (depths is not None and depths.shape[0] != V):
+        raise ValueError(f"{V} cameras but masks {tuple(masks.shape)}" + ("" if depths is None else f", depths {tuple(depths.shape)}"))
+    masks = masks.float().cpu()
+    depths = None if depths is None else depths.float().cpu()
+    out = torch.zeros(V)
+    for v in range(V):
+        keep = [j for j in range(V) if j != v]
+        occ = visual_hull_occupancy(cams[keep], masks[keep], resolution, bound, threshold, True,
+                                    None if depths is None else depths[keep], depth_margin, box_margin, convex_margin)
+        sil = raycast_silhouettes(occ, cams[v], bound)[0]
+        m = masks[v] >= threshold
+        union = (sil | m).sum()
+        out[v] = float((sil & m).sum()) / float(union) if union > 0 else 1.0
+    return out
+
+
+__all__ = ["leave_one_out_hull_iou", "raycast_silhouettes"]
