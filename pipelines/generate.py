@@ -63,7 +63,7 @@ class GenerateConfig:
     device: str = "auto"  # where the prior runs (and the fit, unless recon.device says otherwise)
     # Sample this many sets of views and keep the one whose views agree best in 3D (each view's mask
     # against the silhouette of the hull of the others: gen3d.recon.consistency); 1: no choice.
-    candidates: int = 1
+    candidates: int = 8
     recon: ReconstructConfig = field(default_factory=_default_recon)
 
 
@@ -75,6 +75,8 @@ class GenerateResult:
     timings: dict[str, float]
     warnings: list[str]
     representation: Any = None  # the fitted Representation (render it from any camera)
+    candidates: Any = None  # with candidates > 1: every sampled set (GeneratedViews, N sets); views is the chosen one
+    chosen: int = 0
 
 
 def check_prompt(prompt: str) -> list[str]:
@@ -250,7 +252,8 @@ class GeneratePipeline:
         if N > 1:
             result["candidates"] = meta["candidates"]
         write_json(result_path, result)
-        return GenerateResult(out, g, rec.metrics, timings, warnings, rec.representation)
+        return GenerateResult(out, g.select(pick), rec.metrics, timings, warnings, rec.representation,
+                              candidates=g if N > 1 else None, chosen=pick)
 
 
 class _Stages:

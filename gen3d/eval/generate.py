@@ -51,6 +51,7 @@ class EvalConfig:
     chamfer_points: int = 4000
     limit: int = 0  # evaluate only the first N prompts (0: all)
     reference_loo: int = 12  # leave-one-view-out PSNR of ground-truth renders for the first N prompts (0: off)
+    candidates: int = 0  # sets of views sampled per prompt, the most consistent kept (0: what gen3d generate uses)
 
 
 def canonical_meshes() -> dict[str, Any]:
@@ -148,7 +149,7 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
         "pred_class": pred_cls, "class_ok": pred_cls == item["class"],
         "fscore": fscore, "fit_psnr": float(res.metrics.get("train_psnr", float("nan"))),
         "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold,
-        "generate_seconds": round(gen_seconds, 2), "folder": folder.name,
+        "generate_seconds": round(gen_seconds, 2), "folder": folder.name, "candidate": res.chosen,
         "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]},
     }
 
@@ -236,7 +237,8 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
         items = items[: cfg.limit]
     out = Path(cfg.out)
     (out / "per_prompt").mkdir(parents=True, exist_ok=True)
-    pipe = pipe or GeneratePipeline.from_config(GenerateConfig(model=cfg.model, seed=cfg.seed))
+    gen = GenerateConfig(model=cfg.model, seed=cfg.seed)
+    pipe = pipe or GeneratePipeline.from_config(dataclasses.replace(gen, candidates=cfg.candidates or gen.candidates))
     refs = canonical_meshes()
     rows = []
     for i, it in enumerate(tqdm(items, desc="evaluating", unit="prompt", disable=quiet)):

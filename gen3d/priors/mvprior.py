@@ -20,6 +20,8 @@ Saved as a folder: ``prior.json`` (rig, text encoder, sampling defaults, trainin
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,12 @@ class GeneratedViews:
     latents: Tensor
     nfe: int
     info: dict[str, Any]
+
+    def select(self, index: int) -> "GeneratedViews":
+        """The views of one prompt (or candidate) as a set of its own (N = 1)."""
+        V = self.rgb.shape[1]
+        return dataclasses.replace(self, rgb=self.rgb[index : index + 1], alpha=self.alpha[index : index + 1],
+                                   depth=self.depth[index : index + 1], latents=self.latents[index * V : (index + 1) * V])
 
 
 class MultiViewPrior:

@@ -67,7 +67,7 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     f.write_text('{"prompt": "a scarlet coffee cup", "class": "mug", "color": "red"}\n')
     recon = ReconstructConfig(gaussians=GaussianFitConfig(iters=15, init_points=400, checkpoint_every=0), mesh_views=6,
                               mesh_res=48, preview_frames=2, preview_res=32)
-    pipe = GeneratePipeline.from_config(GenerateConfig(model=str(tiny_prior), steps=2, device="cpu", recon=recon))
+    pipe = GeneratePipeline.from_config(GenerateConfig(model=str(tiny_prior), steps=2, device="cpu", candidates=2, recon=recon))
     res = run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), chamfer_points=500), pipe=pipe, quiet=True)
     row = res["rows"][0]
     assert row["class"] == "mug" and row["loo_views"] == [0] and row["loo_psnr"] is not None
