@@ -58,12 +58,13 @@ class GenerateConfig:
     model: str = ""  # a prior folder; empty: the shipped default (gen3d/assets/default)
     seed: int = 0
     guidance: float | None = None  # None: the model's default
+    guidance_min_sigma: float | None = None  # guide only above this noise level (None: the model's default)
     steps: int | None = None
     sampler: str = ""  # empty: the model's default
     device: str = "auto"  # where the prior runs (and the fit, unless recon.device says otherwise)
     # Sample this many sets of views and keep the one whose views agree best in 3D (each view's mask
     # against the silhouette of the hull of the others: gen3d.recon.consistency); 1: no choice.
-    candidates: int = 8
+    candidates: int = 1
     recon: ReconstructConfig = field(default_factory=_default_recon)
 
 
@@ -174,7 +175,7 @@ class GeneratePipeline:
     def sample_views(self, prompts: list[str], seed: int, progress: bool = False):
         prior = self.load()
         return prior.sample(prompts, seed=seed, guidance=self.guidance, steps=self.steps, sampler=self.sampler or None,
-                            progress=progress)
+                            progress=progress, guidance_min_sigma=self.config.guidance_min_sigma)
 
     def choose(self, g) -> tuple[int, list[float]]:
         """The most 3D-consistent of the sampled candidates in ``g``, and every candidate's score.
@@ -215,7 +216,7 @@ class GeneratePipeline:
             N = self.candidates
             g = prior.sample([prompt] * N, seed=seed, guidance=self.guidance, steps=self.steps,
                              sampler=self.sampler or None, tokens=tokens.expand(N, *tokens.shape[1:]),
-                             progress=not quiet)
+                             progress=not quiet, guidance_min_sigma=self.config.guidance_min_sigma)
         pick, scores = 0, []
         if N > 1:
             with sw.stage("choose"), stage(f"choosing the most consistent of {N} candidates"):

@@ -27,6 +27,30 @@ def test_prior_folder_loads_and_samples_posed_views(tiny_prior):
         prior.sample(["a mug"], sampler="nope")
 
 
+def test_guidance_interval_reaches_the_guided_denoiser(tiny_prior, monkeypatch):
+    """The interval logic itself is tested on exact denoisers (tests/diffusion); here: the plumbing."""
+    import math
+
+    import gen3d.diffusion.guidance as guidance
+
+    seen = []
+
+    class Spy(guidance.ClassifierFreeGuidance):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen.append(self.interval)
+
+    monkeypatch.setattr(guidance, "ClassifierFreeGuidance", Spy)
+    prior = MultiViewPrior.from_pretrained(tiny_prior)
+    kw = dict(seed=3, steps=2, sampler="euler", guidance=3.0)
+    full = prior.sample(["a red mug"], **kw)
+    assert seen[-1] == (0.0, math.inf) and "guidance_min_sigma" not in full.info  # the default: guide throughout
+    mid = prior.sample(["a red mug"], guidance_min_sigma=1.5, **kw)
+    assert seen[-1] == (1.5, math.inf) and mid.info["guidance_min_sigma"] == 1.5
+    with pytest.raises(ConfigError, match="guidance_min_sigma"):
+        prior.sample(["a red mug"], guidance_min_sigma=-1.0, **kw)
+
+
 def test_prior_training_resumes_exactly(tiny_data, tiny_ae, tmp_path, prior_config, monkeypatch):
     import gen3d.training.loop as loop
     from gen3d.priors.train import train_prior
