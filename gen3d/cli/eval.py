@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", metavar="DIR", help="a prior folder (default: the shipped model)")
     g.add_argument("--loo", choices=["one", "all", "none"], help="leave-one-view-out fits per prompt (default: one)")
     g.add_argument("--limit", type=int, help="only the first N prompts")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     g.add_argument("--candidates", type=int, metavar="N",
                    help="sets of views sampled per prompt, the most consistent kept (default: gen3d generate's)")
     g.set_defaults(handler=_generate)
@@ -39,7 +40,8 @@ def _generate(args: argparse.Namespace) -> int:
     from gen3d.eval.generate import EvalConfig, run_eval
 
     flags = {"prompts": args.prompts, "out": args.out, "seed": args.seed, "model": args.model, "loo": args.loo,
-             "limit": args.limit, "candidates": args.candidates}
+             "limit": args.limit, "candidates": args.candidates,
+             "guidance": args.guidance}
     cfg = load_config(EvalConfig, args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
     run_eval(cfg, quiet=args.quiet)
     return 0

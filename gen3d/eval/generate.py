@@ -52,6 +52,7 @@ class EvalConfig:
     limit: int = 0  # evaluate only the first N prompts (0: all)
     reference_loo: int = 12  # leave-one-view-out PSNR of ground-truth renders for the first N prompts (0: off)
     candidates: int = 0  # sets of views sampled per prompt, the most consistent kept (0: what gen3d generate uses)
+    guidance: float | None = None  # classifier-free guidance scale (None: the model's default)
 
 
 def canonical_meshes() -> dict[str, Any]:
@@ -237,7 +238,7 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
         items = items[: cfg.limit]
     out = Path(cfg.out)
     (out / "per_prompt").mkdir(parents=True, exist_ok=True)
-    gen = GenerateConfig(model=cfg.model, seed=cfg.seed)
+    gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance)
     pipe = pipe or GeneratePipeline.from_config(dataclasses.replace(gen, candidates=cfg.candidates or gen.candidates))
     refs = canonical_meshes()
     rows = []

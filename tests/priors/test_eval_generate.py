@@ -76,3 +76,26 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     assert res["summary"]["reference_loo_prompts"] == 1 and 5 < res["summary"]["reference_loo_psnr"] < 60
     assert "ground-truth renders of the first 1" in (tmp_path / "ev" / "eval.md").read_text()
     assert (tmp_path / "ev" / "eval.md").is_file() and (tmp_path / "ev" / "eval.json").is_file()
+
+
+def test_eval_passes_guidance_and_candidates_to_generate(tmp_path, monkeypatch):
+    import gen3d.pipelines.generate as gen
+
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "a scarlet coffee cup", "class": "mug", "color": "red"}\n')
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg):
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(gen.GeneratePipeline, "from_config", staticmethod(capture))
+    with pytest.raises(Stop):
+        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), guidance=1.5, candidates=4), quiet=True)
+    assert seen[-1].guidance == 1.5 and seen[-1].candidates == 4
+    with pytest.raises(Stop):
+        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev")), quiet=True)
+    assert seen[-1].guidance is None and seen[-1].candidates == gen.GenerateConfig().candidates
