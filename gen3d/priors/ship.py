@@ -38,7 +38,7 @@ def training_stages(training: dict) -> list[dict]:
 
 
 def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: dict | None, size_mb: float,
-               hardware: str, history: str, stage_configs: list[str] | None = None) -> str:
+               hardware: str, history: str, stage_configs: list[str] | None = None, sampling: dict | None = None) -> str:
     t = prior_meta.get("training", {})
     cfg = t.get("config", {})
     stages = training_stages(t)
@@ -102,7 +102,9 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         loo = s.get("loo_psnr_mean")
         lines += [
             f"- `gen3d eval generate --prompts configs/eval_heldout_prompts.jsonl` ({s['prompts']} prompts, one per "
-            f"held-out colour-class combination, worded with synonyms and paraphrases; default sampler and guidance):",
+            f"held-out colour-class combination, worded with synonyms and paraphrases; default sampling"
+            + (f": {sampling['sampler']}, {sampling['steps']} steps, guidance {sampling['guidance']:g}" if sampling else "")
+            + "):",
             f"  - colour accuracy {s['color_accuracy']:.3f} (target 0.90)",
             f"  - class accuracy {s['class_accuracy']:.3f} (target 0.80; the same rule on ground-truth meshes: "
             f"{s.get('reference_class_accuracy', float('nan')):.3f})",
@@ -151,11 +153,17 @@ def reproduce_lines(stages: list[dict], last_rig: dict, stage_configs: list[str]
 
 
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
-         hardware: str, history: str, stage_configs: list[str] | None = None) -> dict[str, Any]:
+         hardware: str, history: str, stage_configs: list[str] | None = None,
+         guidance: float | None = None) -> dict[str, Any]:
+    """Write the shipped folder (float16) and its card; ``guidance`` replaces the default guidance scale."""
+    import dataclasses
+
     from gen3d.priors.mvprior import MultiViewPrior
     from gen3d.utils.io import read_json, write_text
 
     prior = MultiViewPrior.from_pretrained(prior_dir)
+    if guidance is not None:
+        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, guidance=float(guidance)))
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)
@@ -164,7 +172,7 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
         meta["generate_eval"] = ev["summary"]
     prior.save_pretrained(dest, meta=meta, half=True)
     card = model_card(meta, ae, read_json(Path(data) / "dataset.json"), ev, _size_mb(Path(dest)), hardware, history,
-                      stage_configs)
+                      stage_configs, sampling=dataclasses.asdict(prior.spec.sampling))
     write_text(Path(dest) / "MODEL_CARD.md", card)
     return {"dest": str(dest), "size_mb": _size_mb(Path(dest))}
 
@@ -180,8 +188,9 @@ def main() -> None:
     ap.add_argument("--history", default="")
     ap.add_argument("--stage-config", action="append", default=[],
                     help="the config of a fine-tuned prior's stage 2, 3, ... (repeat, in order)")
+    ap.add_argument("--guidance", type=float, default=None, help="replace the default guidance scale")
     a = ap.parse_args()
-    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config)))
+    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config, a.guidance)))
 
 
 if __name__ == "__main__":

@@ -186,3 +186,17 @@ def test_mirror_augmentation_refuses_a_rig_without_mirror_symmetry(tiny_data, ti
     cfg = prior_config(tiny_data, tiny_ae, tmp_path)
     with pytest.raises(ConfigError, match="mirror=true needs a rig"):
         encode_latents(cfg, data, None, "cpu", quiet=True)
+
+
+def test_ship_can_set_the_default_guidance(tiny_prior, tiny_data, tmp_path):
+    import json
+
+    from gen3d.priors.ship import ship
+
+    ae_eval = tmp_path / "ae.json"
+    ae_eval.write_text(json.dumps({"psnr_rgb_mean": 30.0, "heldout_views": 4, "heldout_objects": 1}))
+    ship(tiny_prior, ae_eval, tiny_data, tmp_path / "shipped", None, "cpu", "", guidance=1.7)
+    shipped = MultiViewPrior.from_pretrained(tmp_path / "shipped")
+    assert shipped.spec.sampling.guidance == 1.7
+    assert MultiViewPrior.from_pretrained(tiny_prior).spec.sampling.guidance != 1.7  # the source is untouched
+    assert shipped.sample(["a red mug"], steps=1, sampler="euler").info["guidance"] == 1.7
