@@ -238,7 +238,8 @@ class GeneratePipeline:
         result.update({
             "kind": "generate",
             "request": {"prompt": prompt, "seed": seed, "guidance": g.info["guidance"], "steps": g.info["steps"],
-                        "sampler": g.info["sampler"], "candidates": N, "model": str(self.config.model or "default")},
+                        "sampler": g.info["sampler"], "candidates": N, "model": str(self.config.model or "default"),
+                        **({"guidance_min_sigma": g.info["guidance_min_sigma"]} if "guidance_min_sigma" in g.info else {})},
             "prior": {"nfe": g.nfe, **{k: v for k, v in prior.meta.get("training", {}).items() if k != "config"}},
             "timings": timings,
             "warnings": warnings,
