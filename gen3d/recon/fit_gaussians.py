@@ -44,7 +44,6 @@ class GaussianFitConfig:
     hull_depth_margin: float = 0.0  # > 0: carve the hull with the views' depth where they have it (0: silhouettes only)
     hull_box_margin: float = 0.05  # with depth: clip the hull to the box of the seen surface plus this (< 0: off)
     hull_convex_margin: float = -1.0  # >= 0, with depth: clip the hull to the convex hull of the seen surface plus this
-    hull_convex_erode: int = 1  # the seen surface for that clip is taken inside masks eroded by this many pixels
     bound: float = 1.0  # the object lies inside [-bound, bound]^3
     views_per_step: int = 2
     init_scale: float = 1.0  # initial Gaussian size as a multiple of the mean distance to the 3 nearest points
@@ -117,7 +116,6 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
             depth_margin=cfg.hull_depth_margin if cfg.hull_depth_margin > 0 else float("inf"),
             box_margin=cfg.hull_box_margin if cfg.hull_box_margin >= 0 else None,
             convex_margin=cfg.hull_convex_margin if cfg.hull_convex_margin >= 0 else None,
-            convex_erode=cfg.hull_convex_erode,
         )
         if len(pts) < 16:
             raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "

@@ -31,7 +31,6 @@ def visual_hull_points(
     depth_margin: float = 0.05,
     box_margin: float | None = 0.05,
     convex_margin: float | None = None,
-    convex_erode: int = 1,
 ) -> tuple[Float[Tensor, "P 3"], Float[Tensor, "P 3"]]:
     """Points on the surface of the visual hull inside the cube [-bound, bound]^3, with colours.
 
@@ -52,13 +51,13 @@ def visual_hull_points(
     ``box_margin``: when every camera looks down on the object, the silhouette cones meet in a
     wedge far below its lowest visible point, which nothing else carves. With depths and
     ``convex_margin`` not None, the hull is clipped to the convex hull of the surface points inside the
-    masks eroded by ``convex_erode`` pixels, grown by the margin: that also removes the bulge toward a face no view looks
+    1-pixel-eroded masks, grown by the margin: that also removes the bulge toward a face no view looks
     at. ``depth_margin=inf`` turns depth carving off while depths still serve the clips and colours.
     """
     g = torch.Generator().manual_seed(seed)
     step = 2 * bound / resolution
     occ = visual_hull_occupancy(cams, masks, resolution, bound, threshold, object_in_every_view, depths, depth_margin,
-                                box_margin, convex_margin, convex_erode)
+                                box_margin, convex_margin)
     if not occ.any():
         return torch.empty(0, 3), torch.empty(0, 3)
     # Surface = occupied voxels with at least one empty 6-neighbour (erosion via max-pool of the complement).
@@ -101,7 +100,6 @@ def visual_hull_occupancy(
     depth_margin: float = 0.05,
     box_margin: float | None = 0.05,
     convex_margin: float | None = None,
-    convex_erode: int = 1,
 ) -> Tensor:
     """The visual hull as a boolean voxel grid (``resolution``^3, indexed x, y, z) over [-bound, bound]^3.
 
@@ -128,8 +126,7 @@ def visual_hull_occupancy(
             lo, hi = seen_pts.min(0).values - box_margin, seen_pts.max(0).values + box_margin
             inside &= ((grid >= lo) & (grid <= hi)).all(-1)
     if depths is not None and convex_margin is not None:
-        k = max(int(convex_erode), 0)  # eroded masks: rim depth blends object and background
-        inner = -F.max_pool2d(-(masks >= threshold).float()[:, None], 2 * k + 1, stride=1, padding=k)[:, 0]
+        inner = -F.max_pool2d(-(masks >= threshold).float()[:, None], 3, stride=1, padding=1)[:, 0]  # eroded 1 px
         keep = inside.nonzero()[:, 0]  # only voxels still in the hull need the (costly) facet test
         inside[keep] = inside_convex_hull(grid[keep], depth_points(cams, depths, inner, 0.5), convex_margin)
     return inside.reshape(resolution, resolution, resolution)
