@@ -17,7 +17,6 @@ mesh, export).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -183,15 +182,10 @@ class GeneratePipeline:
         The score is the mean leave-one-out hull IoU of :mod:`gen3d.recon.consistency`, with the hull
         clipped as the Gaussian fit clips its initialisation."""
         from gen3d.recon.consistency import leave_one_out_hull_iou
+        from gen3d.recon.fit_gaussians import GaussianFitConfig, hull_options
 
-        gc = getattr(self.reconstruct.cfg, "gaussians", None)
-        clip = {} if gc is None else {
-            "depth_margin": gc.hull_depth_margin if gc.hull_depth_margin > 0 else math.inf,
-            "box_margin": gc.hull_box_margin if gc.hull_box_margin >= 0 else None,
-            "convex_margin": gc.hull_convex_margin if gc.hull_convex_margin >= 0 else None,
-            "bound": gc.bound,
-        }
-        scores = [float(leave_one_out_hull_iou(g.cameras, g.alpha[c].float(), g.depth[c].float(), **clip).mean())
+        gc = getattr(getattr(self.reconstruct, "cfg", None), "gaussians", None) or GaussianFitConfig()
+        scores = [float(leave_one_out_hull_iou(g.cameras, g.alpha[c].float(), **hull_options(gc, g.depth[c].float())).mean())
                   for c in range(g.rgb.shape[0])]
         return int(np.argmax(scores)), scores
 

@@ -108,15 +108,23 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(_resolve(device))
 
 
+def hull_options(cfg: GaussianFitConfig, depths: torch.Tensor | None) -> dict:
+    """Keyword arguments of the visual hull that ``cfg`` starts from (``gen3d.recon.init``): the depths
+    (only if a carve or clip uses them), carving margin, clips and bound."""
+    use = depths is not None and (cfg.hull_depth_margin > 0 or cfg.hull_convex_margin >= 0)
+    return {
+        "depths": depths if use else None,
+        "depth_margin": cfg.hull_depth_margin if cfg.hull_depth_margin > 0 else float("inf"),
+        "box_margin": cfg.hull_box_margin if cfg.hull_box_margin >= 0 else None,
+        "convex_margin": cfg.hull_convex_margin if cfg.hull_convex_margin >= 0 else None,
+        "bound": cfg.bound,
+    }
+
+
 def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
     if cfg.init == "hull" and views.masks is not None:
-        pts, rgb = visual_hull_points(
-            views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution, cfg.bound, seed=cfg.seed,
-            depths=views.depths if (cfg.hull_depth_margin > 0 or cfg.hull_convex_margin >= 0) else None,
-            depth_margin=cfg.hull_depth_margin if cfg.hull_depth_margin > 0 else float("inf"),
-            box_margin=cfg.hull_box_margin if cfg.hull_box_margin >= 0 else None,
-            convex_margin=cfg.hull_convex_margin if cfg.hull_convex_margin >= 0 else None,
-        )
+        pts, rgb = visual_hull_points(views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution,
+                                      seed=cfg.seed, **hull_options(cfg, views.depths))
         if len(pts) < 16:
             raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "
                             f"[-{cfg.bound}, {cfg.bound}]^3? (try init=random or a larger bound)")
