@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--loo", choices=["one", "all", "none"], help="leave-one-view-out fits per prompt (default: one)")
     g.add_argument("--limit", type=int, help="only the first N prompts")
     g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    g.add_argument("--guidance-min-sigma", type=float, metavar="SIGMA",
+                   help="guide only while the noise level is above SIGMA (default: the model's)")
     g.add_argument("--candidates", type=int, metavar="N",
                    help="sets of views sampled per prompt, the most consistent kept (default: gen3d generate's)")
     g.set_defaults(handler=_generate)
@@ -41,7 +43,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     flags = {"prompts": args.prompts, "out": args.out, "seed": args.seed, "model": args.model, "loo": args.loo,
              "limit": args.limit, "candidates": args.candidates,
-             "guidance": args.guidance}
+             "guidance": args.guidance, "guidance_min_sigma": args.guidance_min_sigma}
     cfg = load_config(EvalConfig, args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
     run_eval(cfg, quiet=args.quiet)
     return 0

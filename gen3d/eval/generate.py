@@ -53,6 +53,7 @@ class EvalConfig:
     reference_loo: int = 12  # leave-one-view-out PSNR of ground-truth renders for the first N prompts (0: off)
     candidates: int = 0  # sets of views sampled per prompt, the most consistent kept (0: what gen3d generate uses)
     guidance: float | None = None  # classifier-free guidance scale (None: the model's default)
+    guidance_min_sigma: float | None = None  # guide only above this noise level (None: the model's default)
 
 
 def canonical_meshes() -> dict[str, Any]:
@@ -238,7 +239,7 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
         items = items[: cfg.limit]
     out = Path(cfg.out)
     (out / "per_prompt").mkdir(parents=True, exist_ok=True)
-    gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance)
+    gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance, guidance_min_sigma=cfg.guidance_min_sigma)
     pipe = pipe or GeneratePipeline.from_config(dataclasses.replace(gen, candidates=cfg.candidates or gen.candidates))
     refs = canonical_meshes()
     rows = []

@@ -94,8 +94,22 @@ def test_eval_passes_guidance_and_candidates_to_generate(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gen.GeneratePipeline, "from_config", staticmethod(capture))
     with pytest.raises(Stop):
-        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), guidance=1.5, candidates=4), quiet=True)
-    assert seen[-1].guidance == 1.5 and seen[-1].candidates == 4
+        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), guidance=1.5, candidates=4,
+                                guidance_min_sigma=2.0), quiet=True)
+    assert seen[-1].guidance == 1.5 and seen[-1].candidates == 4 and seen[-1].guidance_min_sigma == 2.0
     with pytest.raises(Stop):
         run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev")), quiet=True)
     assert seen[-1].guidance is None and seen[-1].candidates == gen.GenerateConfig().candidates
+    assert seen[-1].guidance_min_sigma is None
+
+
+def test_eval_cli_passes_sampling_flags(tmp_path, monkeypatch):
+    import gen3d.eval.generate as evg
+    from gen3d.cli import main
+
+    seen = []
+    monkeypatch.setattr(evg, "run_eval", lambda cfg, quiet=False: seen.append(cfg))
+    rc = main(["eval", "generate", "--prompts", "p.jsonl", "--out", str(tmp_path / "ev"), "--guidance", "2.5",
+               "--guidance-min-sigma", "1.5", "--candidates", "3"])
+    assert rc == 0
+    assert (seen[-1].guidance, seen[-1].guidance_min_sigma, seen[-1].candidates) == (2.5, 1.5, 3)
