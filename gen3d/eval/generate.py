@@ -104,8 +104,10 @@ def read_eval_prompts(path: str | Path) -> list[dict[str, Any]]:
     return items
 
 
-def _loo_psnr(pipe, views, hold: list[int]) -> list[float]:
-    from gen3d.eval.image_metrics import psnr
+def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None) -> list[float]:
+    """PSNR of each held-out view rendered from a fit on the others; with ``breakdowns``, also append
+    each one's :func:`gen3d.eval.image_metrics.silhouette_breakdown` (silhouette vs interior error)."""
+    from gen3d.eval.image_metrics import psnr, silhouette_breakdown
     from gen3d.pipelines.reconstruct import fit
 
     cfg = dataclasses.replace(pipe.reconstruct.cfg)
@@ -115,8 +117,10 @@ def _loo_psnr(pipe, views, hold: list[int]) -> list[float]:
         res = fit(views.subset(keep), cfg, None, quiet=True)
         test = views.subset([h])
         r = res.representation.render(test.cameras)
-        pred = r.rgb.detach().cpu().permute(0, 3, 1, 2).float()
-        out.append(float(psnr(pred, test.images.permute(0, 3, 1, 2).float()).mean()))
+        pred = r.rgb.detach().cpu().float()
+        out.append(float(psnr(pred.permute(0, 3, 1, 2), test.images.permute(0, 3, 1, 2).float()).mean()))
+        if breakdowns is not None and test.masks is not None:
+            breakdowns.append(silhouette_breakdown(pred[0], r.alpha.detach().cpu()[0], test.images[0], test.masks[0]))
     return out
 
 
@@ -144,13 +148,15 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
         fscore = float(mesh_metrics(mesh, refs[item["class"]], n_points=cfg.chamfer_points, normalization="each_bbox").fscore)
     V = len(views)
     hold = {"one": [index % V], "all": list(range(V)), "none": []}[cfg.loo]
-    loo = _loo_psnr(pipe, views, hold) if hold else []
+    parts: list[dict] = []
+    loo = _loo_psnr(pipe, views, hold, parts) if hold else []
     return {
         "index": index, "prompt": item["prompt"], "class": item["class"], "color": item["color"],
         "pred_color": votes.name, "color_ok": votes.name == item["color"],
         "pred_class": pred_cls, "class_ok": pred_cls == item["class"],
         "fscore": fscore, "fit_psnr": float(res.metrics.get("train_psnr", float("nan"))),
         "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold,
+        "loo_breakdown": {k: round(float(np.mean([min(p[k], 100.0) for p in parts])), 4) for k in parts[0]} if parts else None,
         "generate_seconds": round(gen_seconds, 2), "folder": folder.name, "candidate": res.chosen,
         "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]},
     }
@@ -201,6 +207,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "loo_psnr_mean": float(np.mean(loo)) if loo else None,
         "generate_seconds_mean": float(np.mean([r["generate_seconds"] for r in rows])),
     }
+    parts = [r["loo_breakdown"] for r in rows if r.get("loo_breakdown")]
+    if parts:  # where the held-out views' error lies: a perfect silhouette or perfect interior colours would reach
+        s["loo_breakdown_mean"] = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
     s["targets"] = {k: {"target": v, "value": s[k if k != "loo_psnr" else "loo_psnr_mean"],
                         "met": (s[k if k != "loo_psnr" else "loo_psnr_mean"] or 0) >= v} for k, v in TARGETS.items()}
     return s
@@ -216,6 +225,10 @@ def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
                      f"{r['fit_psnr']:.1f} | {loo} |")
     s = summary
     loo = f"{s['loo_psnr_mean']:.2f} dB" if s["loo_psnr_mean"] is not None else "-"
+    if s.get("loo_breakdown_mean"):
+        b = s["loo_breakdown_mean"]
+        loo += (f" (with perfect silhouettes {b['psnr_perfect_silhouette']:.2f} dB, with perfect interiors "
+                f"{b['psnr_perfect_interior']:.2f} dB; silhouette share of the error {b['silhouette_share']:.2f})")
     if s.get("reference_loo_psnr") is not None:
         loo += f" (ground-truth renders of the first {s['reference_loo_prompts']}: {s['reference_loo_psnr']:.2f} dB)"
     lines += ["", f"prompts {s['prompts']}; colour accuracy {s['color_accuracy']:.3f}; class accuracy "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from gen3d.eval.image_metrics import gaussian_window, psnr, ssim, ssim_map
+from gen3d.eval.image_metrics import gaussian_window, psnr, silhouette_breakdown, ssim, ssim_map
 
 
 def noisy_pair(shape, seed=0, noise=0.1, dtype=torch.float64):
@@ -136,3 +136,28 @@ def test_bad_inputs_raise_clear_errors():
         psnr(x, x + 0.1, mask=torch.zeros(1, 16, 16))
     with pytest.raises(ValueError, match="mask must have shape"):
         psnr(x, x, mask=torch.ones(1, 2, 16, 16))
+
+
+def test_silhouette_breakdown_splits_the_error():
+    # A 10x10 white image; the target is a red 4x4 square, the render a red 4x6 block (2 columns of
+    # excess) whose interior is 0.1 too dark in one channel on 4 pixels.
+    target = torch.ones(10, 10, 3)
+    mask = torch.zeros(10, 10)
+    target[2:6, 2:6] = torch.tensor([1.0, 0.0, 0.0])
+    mask[2:6, 2:6] = 1
+    pred, alpha = target.clone(), mask.clone()
+    pred[2:6, 6:8] = torch.tensor([1.0, 0.0, 0.0])
+    alpha[2:6, 6:8] = 1
+    pred[2:4, 2:4, 0] = 0.9
+    b = silhouette_breakdown(pred, alpha, target, mask)
+    sil_sq, in_sq = 8 * (2 / 3), 4 * (0.01 / 3)  # per-pixel squared error averaged over channels
+    assert b["excess_px"] == 8 and b["missing_px"] == 0
+    assert b["silhouette_share"] == pytest.approx(sil_sq / (sil_sq + in_sq))
+    assert b["psnr"] == pytest.approx(-10 * np.log10((sil_sq + in_sq) / 100), rel=1e-5)
+    assert b["psnr_perfect_silhouette"] == pytest.approx(-10 * np.log10(in_sq / 100), rel=1e-5)
+    assert b["psnr_perfect_interior"] == pytest.approx(-10 * np.log10(sil_sq / 100), rel=1e-5)
+    # the metric agrees with psnr() on the same pair
+    assert b["psnr"] == pytest.approx(float(psnr(pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None])), rel=1e-5)
+    assert silhouette_breakdown(target, mask, target, mask)["psnr"] == float("inf")
+    with pytest.raises(ValueError, match="alpha and mask"):
+        silhouette_breakdown(pred, alpha[:5], target, mask)

@@ -72,6 +72,12 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     row = res["rows"][0]
     assert row["class"] == "mug" and row["loo_views"] == [0] and row["loo_psnr"] is not None
     assert set(res["summary"]["targets"]) == {"color_accuracy", "class_accuracy", "loo_psnr"}
+    # Where the held-out view's error lies; its PSNR is the row's LOO PSNR, and removing error cannot lower it.
+    b = row["loo_breakdown"]
+    assert b["psnr"] == pytest.approx(row["loo_psnr"], abs=1e-3) and 0 <= b["silhouette_share"] <= 1
+    assert b["psnr_perfect_silhouette"] >= b["psnr"] - 1e-3 and b["psnr_perfect_interior"] >= b["psnr"] - 1e-3
+    assert res["summary"]["loo_breakdown_mean"]["excess_px"] == b["excess_px"]
+    assert "with perfect silhouettes" in (tmp_path / "ev" / "eval.md").read_text()
     # The ceiling: the same protocol on ground-truth renders of the prompt's combination, from the prior's rig.
     assert res["summary"]["reference_loo_prompts"] == 1 and 5 < res["summary"]["reference_loo_psnr"] < 60
     assert "ground-truth renders of the first 1" in (tmp_path / "ev" / "eval.md").read_text()
