@@ -13,7 +13,9 @@ then:
   the canonical mesh has the class's canonical proportions, so this also measures shape variation;
 * **consistency**: PSNR of the fit against all generated views (``fit_psnr``), and leave-one-view-out
   PSNR (``loo_psnr``): fit on V - 1 views, render the held-out one and compare with the generated
-  view. ``loo="one"`` holds out view (i mod V) for prompt i; ``"all"`` every view (V fits).
+  view. ``loo="one"`` holds out view (i mod V) for prompt i; ``"all"`` every view (V fits). Each
+  held-out view's error is split into silhouette and interior (``loo_breakdown``), and
+  ``loo.png`` in the prompt's folder shows the view, the render and the two silhouettes.
 
 Reference rows report what a perfect generator would score: the class rule on ground-truth meshes
 of the same combinations (the rule is not perfect because shapes vary within a class), and the
@@ -32,11 +34,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gen3d.errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 TARGETS = {"color_accuracy": 0.90, "class_accuracy": 0.80, "loo_psnr": 22.0}
 
@@ -104,14 +109,17 @@ def read_eval_prompts(path: str | Path) -> list[dict[str, Any]]:
     return items
 
 
-def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None) -> list[float]:
+def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None, sheet: Path | None = None) -> list[float]:
     """PSNR of each held-out view rendered from a fit on the others; with ``breakdowns``, also append
-    each one's :func:`gen3d.eval.image_metrics.silhouette_breakdown` (silhouette vs interior error)."""
+    each one's :func:`gen3d.eval.image_metrics.silhouette_breakdown` (silhouette vs interior error);
+    with ``sheet``, write a PNG there: per held-out view, the view, the render and the silhouette map."""
     from gen3d.eval.image_metrics import psnr, silhouette_breakdown
     from gen3d.pipelines.reconstruct import fit
 
     cfg = dataclasses.replace(pipe.reconstruct.cfg)
-    out = []
+    out: list[float] = []
+    tiles: list[np.ndarray] = []
+    labels: list[str] = []
     for h in hold:
         keep = [i for i in range(len(views)) if i != h]
         res = fit(views.subset(keep), cfg, None, quiet=True)
@@ -121,7 +129,25 @@ def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None
         out.append(float(psnr(pred.permute(0, 3, 1, 2), test.images.permute(0, 3, 1, 2).float()).mean()))
         if breakdowns is not None and test.masks is not None:
             breakdowns.append(silhouette_breakdown(pred[0], r.alpha.detach().cpu()[0], test.images[0], test.masks[0]))
+        if test.masks is not None:
+            tiles += [test.images[0].numpy(), pred[0].numpy(), silhouette_map(r.alpha.detach().cpu()[0] >= 0.5, test.masks[0] >= 0.5)]
+            labels += [f"view {h}", f"{out[-1]:.1f} dB", ""]
+    if sheet is not None and tiles:
+        from gen3d.utils.images import contact_sheet, save_png
+
+        save_png(sheet, contact_sheet(tiles, cols=3, labels=labels))
     return out
+
+
+def silhouette_map(rendered: Tensor, target: Tensor) -> np.ndarray:
+    """An RGB picture of two silhouettes: grey where both cover a pixel, red where only the render does
+    (excess), blue where only the target does (missing), white elsewhere."""
+    a, m = rendered.cpu().numpy().astype(bool), target.cpu().numpy().astype(bool)
+    img = np.ones(a.shape + (3,), np.float32)
+    img[a & m] = 0.75
+    img[a & ~m] = (0.85, 0.1, 0.1)
+    img[m & ~a] = (0.1, 0.2, 0.85)
+    return img
 
 
 def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: dict, cfg: EvalConfig) -> dict[str, Any]:
@@ -149,7 +175,7 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
     V = len(views)
     hold = {"one": [index % V], "all": list(range(V)), "none": []}[cfg.loo]
     parts: list[dict] = []
-    loo = _loo_psnr(pipe, views, hold, parts) if hold else []
+    loo = _loo_psnr(pipe, views, hold, parts, folder / "loo.png") if hold else []
     return {
         "index": index, "prompt": item["prompt"], "class": item["class"], "color": item["color"],
         "pred_color": votes.name, "color_ok": votes.name == item["color"],

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from gen3d.data.world import build_object, canonical_spec, is_heldout, ObjectSpec
 from gen3d.errors import DataError
@@ -78,6 +81,8 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     assert b["psnr_perfect_silhouette"] >= b["psnr"] - 1e-3 and b["psnr_perfect_interior"] >= b["psnr"] - 1e-3
     assert res["summary"]["loo_breakdown_mean"]["excess_px"] == b["excess_px"]
     assert "with perfect silhouettes" in (tmp_path / "ev" / "eval.md").read_text()
+    sheet = np.asarray(Image.open(next((tmp_path / "ev").glob("0000_*/loo.png"))))
+    assert sheet.shape[1] > 2 * sheet.shape[0] and sheet.std() > 0  # view, render, silhouette map side by side
     # The ceiling: the same protocol on ground-truth renders of the prompt's combination, from the prior's rig.
     assert res["summary"]["reference_loo_prompts"] == 1 and 5 < res["summary"]["reference_loo_psnr"] < 60
     assert "ground-truth renders of the first 1" in (tmp_path / "ev" / "eval.md").read_text()
@@ -119,3 +124,15 @@ def test_eval_cli_passes_sampling_flags(tmp_path, monkeypatch):
                "--guidance-min-sigma", "1.5", "--candidates", "3"])
     assert rc == 0
     assert (seen[-1].guidance, seen[-1].guidance_min_sigma, seen[-1].candidates) == (2.5, 1.5, 3)
+
+
+def test_silhouette_map_colours_excess_and_missing():
+    from gen3d.eval.generate import silhouette_map
+
+    rendered = torch.tensor([[True, True], [False, False]])
+    target = torch.tensor([[True, False], [True, False]])
+    img = silhouette_map(rendered, target)
+    assert img.shape == (2, 2, 3)
+    assert np.allclose(img[0, 0], 0.75) and np.allclose(img[1, 1], 1.0)  # both; neither
+    assert img[0, 1, 0] > 0.8 > img[0, 1, 2]  # excess: red
+    assert img[1, 0, 2] > 0.8 > img[1, 0, 0]  # missing: blue
