@@ -257,10 +257,10 @@ def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
                 f"{b['psnr_perfect_interior']:.2f} dB; silhouette share of the error {b['silhouette_share']:.2f})")
     if s.get("reference_loo_psnr") is not None:
         loo += f" (ground-truth renders of the first {s['reference_loo_prompts']}: {s['reference_loo_psnr']:.2f} dB)"
-    lines += ["", f"prompts {s['prompts']}; colour accuracy {s['color_accuracy']:.3f}; class accuracy "
-              f"{s['class_accuracy']:.3f} (ground-truth meshes: {s.get('reference_class_accuracy', float('nan')):.3f}); "
-              f"F-score {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB; leave-one-view-out PSNR {loo}; "
-              f"{s['generate_seconds_mean']:.1f} s per generate"]
+    lines += ["", (f"prompts {s['prompts']}; colour accuracy {s['color_accuracy']:.3f}; class accuracy "
+                   f"{s['class_accuracy']:.3f} (ground-truth meshes: {s.get('reference_class_accuracy', float('nan')):.3f}); "
+                   f"F-score {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB; leave-one-view-out PSNR {loo}; "
+                   f"{s['generate_seconds_mean']:.1f} s per generate")]
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gen3d.data.world import build_object, canonical_spec, is_heldout, ObjectSpec
+from gen3d.data.world import ObjectSpec, is_heldout
 from gen3d.errors import DataError
 from gen3d.eval.generate import (
     EvalConfig,
@@ -64,6 +64,7 @@ def test_eval_prompt_file_errors(tmp_path):
 def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline
     from gen3d.pipelines.reconstruct import ReconstructConfig
+
     from gen3d.recon.fit_gaussians import GaussianFitConfig
 
     f = tmp_path / "p.jsonl"
