@@ -127,10 +127,11 @@ def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None
         r = res.representation.render(test.cameras)
         pred = r.rgb.detach().cpu().float()
         out.append(float(psnr(pred.permute(0, 3, 1, 2), test.images.permute(0, 3, 1, 2).float()).mean()))
-        if breakdowns is not None and test.masks is not None:
-            breakdowns.append(silhouette_breakdown(pred[0], r.alpha.detach().cpu()[0], test.images[0], test.masks[0]))
         if test.masks is not None:
-            tiles += [test.images[0].numpy(), pred[0].numpy(), silhouette_map(r.alpha.detach().cpu()[0] >= 0.5, test.masks[0] >= 0.5)]
+            alpha = r.alpha.detach().cpu()[0]
+            if breakdowns is not None:
+                breakdowns.append(silhouette_breakdown(pred[0], alpha, test.images[0], test.masks[0]))
+            tiles += [test.images[0].numpy(), pred[0].numpy(), silhouette_map(alpha >= 0.5, test.masks[0] >= 0.5)]
             labels += [f"view {h}", f"{out[-1]:.1f} dB", ""]
     if sheet is not None and tiles:
         from gen3d.utils.images import contact_sheet, save_png
