@@ -136,7 +136,8 @@ def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None
     if sheet is not None and tiles:
         from gen3d.utils.images import contact_sheet, save_png
 
-        save_png(sheet, contact_sheet(tiles, cols=3, labels=labels))
+        k = max(1, 192 // tiles[0].shape[1])  # small views are enlarged (nearest) to be seen
+        save_png(sheet, contact_sheet([t.repeat(k, 0).repeat(k, 1) for t in tiles], cols=3, labels=labels))
     return out
 
 
