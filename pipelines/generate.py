@@ -58,6 +58,7 @@ class GenerateConfig:
     seed: int = 0
     guidance: float | None = None  # None: the model's default
     guidance_min_sigma: float | None = None  # guide only above this noise level (None: the model's default)
+    guide: str = ""  # "text" (classifier-free) or "weak" (autoguidance by the model's weak denoiser); empty: the model's
     steps: int | None = None
     sampler: str = ""  # empty: the model's default
     device: str = "auto"  # where the prior runs (and the fit, unless recon.device says otherwise)
@@ -174,7 +175,8 @@ class GeneratePipeline:
     def sample_views(self, prompts: list[str], seed: int, progress: bool = False):
         prior = self.load()
         return prior.sample(prompts, seed=seed, guidance=self.guidance, steps=self.steps, sampler=self.sampler or None,
-                            progress=progress, guidance_min_sigma=self.config.guidance_min_sigma)
+                            progress=progress, guidance_min_sigma=self.config.guidance_min_sigma,
+                            guide=self.config.guide or None)
 
     def choose(self, g) -> tuple[int, list[float]]:
         """The most 3D-consistent of the sampled candidates in ``g``, and every candidate's score.
@@ -210,7 +212,8 @@ class GeneratePipeline:
             N = self.candidates
             g = prior.sample([prompt] * N, seed=seed, guidance=self.guidance, steps=self.steps,
                              sampler=self.sampler or None, tokens=tokens.expand(N, *tokens.shape[1:]),
-                             progress=not quiet, guidance_min_sigma=self.config.guidance_min_sigma)
+                             progress=not quiet, guidance_min_sigma=self.config.guidance_min_sigma,
+                            guide=self.config.guide or None)
         pick, scores = 0, []
         if N > 1:
             with sw.stage("choose"), stage(f"choosing the most consistent of {N} candidates"):
@@ -233,7 +236,8 @@ class GeneratePipeline:
             "kind": "generate",
             "request": {"prompt": prompt, "seed": seed, "guidance": g.info["guidance"], "steps": g.info["steps"],
                         "sampler": g.info["sampler"], "candidates": N, "model": str(self.config.model or "default"),
-                        **({"guidance_min_sigma": g.info["guidance_min_sigma"]} if "guidance_min_sigma" in g.info else {})},
+                        **({"guidance_min_sigma": g.info["guidance_min_sigma"]} if "guidance_min_sigma" in g.info else {}),
+                        **({"guide": g.info["guide"]} if "guide" in g.info else {})},
             "prior": {"nfe": g.nfe, **{k: v for k, v in prior.meta.get("training", {}).items() if k != "config"}},
             "timings": timings,
             "warnings": warnings,

@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", metavar="DIR", help="a prior folder (default: the shipped model)")
     g.add_argument("--loo", choices=["one", "all", "none"], help="leave-one-view-out fits per prompt (default: one)")
     g.add_argument("--limit", type=int, help="only the first N prompts")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    g.add_argument("--guidance", type=float, help="guidance scale (1: none; default: the model's)")
+    g.add_argument("--guide", choices=["text", "weak"],
+                   help="guide away from the prompt-free prediction (text: classifier-free) or from the model's weak "
+                        "denoiser (weak: autoguidance); default: the model's")
     g.add_argument("--guidance-min-sigma", type=float, metavar="SIGMA",
                    help="guide only while the noise level is above SIGMA (default: the model's)")
     g.add_argument("--candidates", type=int, metavar="N",
@@ -43,7 +46,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     flags = {"prompts": args.prompts, "out": args.out, "seed": args.seed, "model": args.model, "loo": args.loo,
              "limit": args.limit, "candidates": args.candidates,
-             "guidance": args.guidance, "guidance_min_sigma": args.guidance_min_sigma}
+             "guidance": args.guidance, "guidance_min_sigma": args.guidance_min_sigma, "guide": args.guide}
     cfg = load_config(EvalConfig, args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
     run_eval(cfg, quiet=args.quiet)
     return 0

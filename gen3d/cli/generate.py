@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common_flags(p)
     p.add_argument("--prompts", metavar="FILE", help="many prompts: a text file (one per line) or JSON Lines")
     p.add_argument("--model", metavar="DIR", help="a prior folder (default: the shipped model)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1: none)")
+    p.add_argument("--guidance", type=float, help="guidance scale (1: none)")
+    p.add_argument("--guide", choices=["text", "weak"],
+                   help="guide away from the prompt-free prediction (text: classifier-free guidance) or from the "
+                        "model's weak denoiser (weak: autoguidance); default: the model's")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--sampler", help="sampler name (see gen3d.diffusion.samplers.sampler_names)")
     p.add_argument("--candidates", type=int, metavar="N",
@@ -36,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from gen3d.errors import ConfigError
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline, read_prompts
 
-    flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "steps": args.steps,
+    flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "guide": args.guide, "steps": args.steps,
              "sampler": args.sampler, "candidates": args.candidates, "device": args.device, "recon.backend": args.backend}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.prompt is not None:

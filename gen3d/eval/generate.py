@@ -59,6 +59,7 @@ class EvalConfig:
     candidates: int = 0  # sets of views sampled per prompt, the most consistent kept (0: what gen3d generate uses)
     guidance: float | None = None  # classifier-free guidance scale (None: the model's default)
     guidance_min_sigma: float | None = None  # guide only above this noise level (None: the model's default)
+    guide: str = ""  # "text" (classifier-free) or "weak" (autoguidance); empty: the model's default
 
 
 def canonical_meshes() -> dict[str, Any]:
@@ -280,7 +281,8 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
         items = items[: cfg.limit]
     out = Path(cfg.out)
     (out / "per_prompt").mkdir(parents=True, exist_ok=True)
-    gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance, guidance_min_sigma=cfg.guidance_min_sigma)
+    gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance, guidance_min_sigma=cfg.guidance_min_sigma,
+                         guide=cfg.guide)
     pipe = pipe or GeneratePipeline.from_config(dataclasses.replace(gen, candidates=cfg.candidates or gen.candidates))
     refs = canonical_meshes()
     rows = []

@@ -47,6 +47,10 @@ class SamplingDefaults:
     # Guide only while the noise level is above this (Kynkaanniemi et al. 2024): coarse shape and colour
     # are decided at high noise; at low noise guidance sharpens each view on its own. 0: guide throughout.
     guidance_min_sigma: float = 0.0
+    # What guidance extrapolates away from: "text", the same denoiser without the prompt (classifier-free
+    # guidance), or "weak", a weaker denoiser with the prompt (autoguidance, Karras et al. 2024); "weak"
+    # needs the prior folder's weak_denoiser/.
+    guide: str = "text"
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,21 @@ class GeneratedViews:
                                    depth=self.depth[index : index + 1], latents=self.latents[index * V : (index + 1) * V])
 
 
+GUIDES = ("text", "weak")
+
+
 class MultiViewPrior:
-    def __init__(self, autoencoder, denoiser: Precond, spec: PriorSpec, text_encoder=None, meta: dict | None = None):
+    """``weak_denoiser`` (optional): a weaker denoiser for the same latents, rig and condition (e.g. an
+    earlier training stage), the negative of autoguidance (``guide="weak"``)."""
+
+    def __init__(self, autoencoder, denoiser: Precond, spec: PriorSpec, text_encoder=None, meta: dict | None = None,
+                 weak_denoiser: Precond | None = None):
         self.autoencoder, self.denoiser, self.spec = autoencoder, denoiser, spec
+        self.weak_denoiser = weak_denoiser
         self._text = text_encoder
         self.meta = meta or {}
+        if spec.sampling.guide not in GUIDES:
+            raise ConfigError(f"sampling.guide must be one of {', '.join(GUIDES)}, got {spec.sampling.guide!r}")
 
     @property
     def device(self) -> torch.device:
@@ -111,6 +125,8 @@ class MultiViewPrior:
     def to(self, device: str | torch.device) -> MultiViewPrior:
         self.autoencoder.to(device)
         self.denoiser.to(device)
+        if self.weak_denoiser is not None:
+            self.weak_denoiser.to(device)
         return self
 
     @property
@@ -135,8 +151,9 @@ class MultiViewPrior:
         progress: bool = False,
         tokens: Tensor | None = None,
         guidance_min_sigma: float | None = None,
+        guide: str | None = None,
     ) -> GeneratedViews:
-        from gen3d.diffusion.guidance import ClassifierFreeGuidance
+        from gen3d.diffusion.guidance import AutoGuidance, ClassifierFreeGuidance
         from gen3d.diffusion.samplers import sample, sampler_names
 
         d = self.spec.sampling
@@ -161,7 +178,19 @@ class MultiViewPrior:
         lo = d.guidance_min_sigma if guidance_min_sigma is None else float(guidance_min_sigma)
         if lo < 0:
             raise ConfigError(f"guidance_min_sigma must be >= 0, got {lo}")
-        guided = ClassifierFreeGuidance(den, guidance, interval=(lo, math.inf)) if guidance != 1.0 else den
+        guide = guide or d.guide
+        if guide not in GUIDES:
+            raise ConfigError(f"guide must be one of {', '.join(GUIDES)}, got {guide!r}")
+        if guidance == 1.0:
+            guided = den
+        elif guide == "weak":
+            if self.weak_denoiser is None:
+                raise ConfigError("guide='weak' (autoguidance) needs a weak denoiser: this prior folder has no "
+                                  "weak_denoiser/; use guide='text' (classifier-free guidance)")
+            weak = ViewsDenoiser(self.weak_denoiser.to(dev).eval(), V)
+            guided = AutoGuidance(den, weak, guidance, interval=(lo, math.inf))
+        else:
+            guided = ClassifierFreeGuidance(den, guidance, interval=(lo, math.inf))
         res = sample(sampler, guided, noise, steps, cond=cond, generator=g, progress=progress)
         x = self.autoencoder.eval().decode(res.x).float().cpu()
         out = from_network(x, self.spec.rig.radius)
@@ -170,7 +199,8 @@ class MultiViewPrior:
             rgb=out["rgb"].reshape(n, V, 3, H, H), alpha=out["alpha"].reshape(n, V, H, H),
             depth=out["depth"].reshape(n, V, H, H), cameras=self.spec.rig.cameras(), latents=res.x.cpu(),
             nfe=res.nfe, info={"sampler": sampler, "steps": steps, "guidance": guidance, "seed": int(seed),
-                               **({"guidance_min_sigma": lo} if lo > 0 else {})},
+                               **({"guidance_min_sigma": lo} if lo > 0 else {}),
+                               **({"guide": guide} if guidance != 1.0 else {})},
         )
 
     # ---- save / load ----
@@ -184,11 +214,14 @@ class MultiViewPrior:
         with atomic_dir(path) as tmp:
             write_json(tmp / "prior.json", {"format": PRIOR_FORMAT, "kind": "multiview_prior", "spec": to_dict(self.spec),
                                             "meta": meta if meta is not None else self.meta})
-            ae, den = self.autoencoder, self.denoiser
+            ae, den, weak = self.autoencoder, self.denoiser, self.weak_denoiser
             if half:
                 ae, den = copy.deepcopy(ae).half(), copy.deepcopy(den).half()
+                weak = copy.deepcopy(weak).half() if weak is not None else None
             ae._write_to(tmp / "autoencoder")
             den.save_pretrained(tmp / "denoiser")
+            if weak is not None:
+                weak.save_pretrained(tmp / "weak_denoiser")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> MultiViewPrior:
@@ -216,11 +249,16 @@ class MultiViewPrior:
 
             ae = DiffusersAutoencoder.from_pretrained(ae_dir, device=device)
         den = Precond.from_pretrained(path / "denoiser", map_location=device)
-        for m in (ae, den):
+        weak = None
+        if (path / "weak_denoiser").is_dir():
+            weak = Precond.from_pretrained(path / "weak_denoiser", map_location=device)
+        elif spec.sampling.guide == "weak":
+            raise DataError(f"{pj} asks for guide='weak' (autoguidance) but {path / 'weak_denoiser'} is missing")
+        for m in (ae, den) + ((weak,) if weak is not None else ()):
             m.float().eval()
             for p in m.parameters():
                 p.requires_grad_(False)
-        return cls(ae, den, spec, meta=data.get("meta", {}))
+        return cls(ae, den, spec, meta=data.get("meta", {}), weak_denoiser=weak)
 
 
 def default_model_path() -> Path:

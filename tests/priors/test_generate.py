@@ -130,3 +130,19 @@ def test_candidates_keep_the_most_consistent_views(tiny_prior, tmp_path):
     assert torch.allclose(one.latents, res.candidates.latents[:4], rtol=1e-3, atol=1e-3)  # batch size only changes rounding
     with pytest.raises(ConfigError, match="candidates"):
         GeneratePipeline.from_config(dataclasses.replace(cfg, candidates=0))
+
+
+def test_guide_flag_chooses_autoguidance_and_says_what_is_missing(tiny_prior, tmp_path, capsys):
+    rc = main(["generate", "a red mug", "--out", str(tmp_path / "w"), "--model", str(tiny_prior), "--guide", "weak",
+               "--quiet", *FAST])
+    assert rc == 2 and "weak_denoiser" in capsys.readouterr().err
+    assert not (tmp_path / "w" / "mesh.glb").exists()
+
+    auto = tmp_path / "auto"
+    shutil.copytree(tiny_prior, auto)
+    shutil.copytree(tiny_prior / "denoiser", auto / "weak_denoiser")  # any denoiser of the same latents serves
+    rc = main(["generate", "a red mug", "--out", str(tmp_path / "a"), "--model", str(auto), "--guide", "weak",
+               "--guidance", "2", "--quiet", *FAST])
+    assert rc == 0
+    r = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert r["request"]["guide"] == "weak" and (tmp_path / "a" / "mesh.glb").is_file()

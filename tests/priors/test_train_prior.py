@@ -200,3 +200,54 @@ def test_ship_can_set_the_default_guidance(tiny_prior, tiny_data, tmp_path):
     assert shipped.spec.sampling.guidance == 1.7
     assert MultiViewPrior.from_pretrained(tiny_prior).spec.sampling.guidance != 1.7  # the source is untouched
     assert shipped.sample(["a red mug"], steps=1, sampler="euler").info["guidance"] == 1.7
+
+
+def test_autoguidance_with_a_weak_denoiser_saves_loads_and_guides(tiny_prior, tmp_path, monkeypatch):
+    """guide="weak": D_weak + w (D_main - D_weak) with the folder's weak_denoiser/ (Karras et al. 2024)."""
+    import copy
+    import dataclasses
+
+    from gen3d.diffusion import guidance
+
+    prior = MultiViewPrior.from_pretrained(tiny_prior)
+    assert prior.weak_denoiser is None
+    kw = {"seed": 3, "steps": 2, "sampler": "euler", "guidance": 2.0}
+    with pytest.raises(ConfigError, match="weak_denoiser"):
+        prior.sample(["a red mug"], guide="weak", **kw)
+    with pytest.raises(ConfigError, match="guide must be one of"):
+        prior.sample(["a red mug"], guide="nope", **kw)
+
+    weak = copy.deepcopy(prior.denoiser)
+    with torch.no_grad():
+        for p in weak.parameters():
+            p.mul_(0.5)  # a different (worse) denoiser
+    prior.weak_denoiser = weak
+    prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, guide="weak"))
+    prior.save_pretrained(tmp_path / "auto", half=True)
+    loaded = MultiViewPrior.from_pretrained(tmp_path / "auto")
+    assert loaded.spec.sampling.guide == "weak" and loaded.weak_denoiser is not None
+    for a, b in zip(loaded.weak_denoiser.parameters(), weak.parameters()):
+        assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)  # float16 on disk
+
+    seen = []
+
+    class Spy(guidance.AutoGuidance):
+        def __call__(self, x, sigma, cond=None):
+            out = super().__call__(x, sigma, cond)
+            d_main, d_weak = self.main(x, sigma, cond), self.weak(x, sigma, cond)
+            seen.append(torch.allclose(out, d_weak + self.scale * (d_main - d_weak), atol=1e-5))
+            return out
+
+    monkeypatch.setattr(guidance, "AutoGuidance", Spy)
+    auto = loaded.sample(["a red mug"], **kw)
+    assert seen and all(seen) and auto.info["guide"] == "weak"
+    cfg = loaded.sample(["a red mug"], guide="text", **kw)  # classifier-free guidance is still one argument away
+    assert cfg.info["guide"] == "text" and not torch.equal(auto.latents, cfg.latents)
+    assert "guide" not in loaded.sample(["a red mug"], **{**kw, "guidance": 1.0}).info  # w = 1: no guidance at all
+
+    (tmp_path / "broken").mkdir()
+    for name in ("prior.json", "autoencoder", "denoiser"):
+        src = tmp_path / "auto" / name
+        (tmp_path / "broken" / name).symlink_to(src, target_is_directory=src.is_dir())
+    with pytest.raises(DataError, match="weak_denoiser"):
+        MultiViewPrior.from_pretrained(tmp_path / "broken")
