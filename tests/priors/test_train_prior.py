@@ -200,6 +200,13 @@ def test_ship_can_set_the_default_guidance(tiny_prior, tiny_data, tmp_path):
     assert shipped.spec.sampling.guidance == 1.7
     assert MultiViewPrior.from_pretrained(tiny_prior).spec.sampling.guidance != 1.7  # the source is untouched
     assert shipped.sample(["a red mug"], steps=1, sampler="euler").info["guidance"] == 1.7
+    ship(tiny_prior, ae_eval, tiny_data, tmp_path / "sde", None, "cpu", "", sampler="edm_sde")
+    sde = MultiViewPrior.from_pretrained(tmp_path / "sde")
+    assert sde.spec.sampling.sampler == "edm_sde" and sde.sample(["a red mug"], steps=2).info["sampler"] == "edm_sde"
+    assert "edm_sde" in (tmp_path / "sde" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        ship(tiny_prior, ae_eval, tiny_data, tmp_path / "bad", None, "cpu", "", sampler="nope")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_autoguidance_with_a_weak_denoiser_saves_loads_and_guides(tiny_prior, tmp_path, monkeypatch):
