@@ -41,7 +41,7 @@ def test_python_api_swaps_one_component_per_line(tiny_prior, tmp_path):
                                                   mesh_views=6, mesh_res=32, preview_frames=2, preview_res=32, device="cpu"))
     pipe = GeneratePipeline(prior=prior, reconstruct=recon, sampler="dpmpp_2m", steps=3, guidance=1.5, candidates=1)
     res = pipe("a blue chair", out=tmp_path / "a", seed=1, quiet=True)
-    assert res.views.info == {"sampler": "dpmpp_2m", "steps": 3, "guidance": 1.5, "seed": 1}
+    assert res.views.info == {"sampler": "dpmpp_2m", "steps": 3, "guidance": 1.5, "seed": 1, "guide": "text"}
     # an untrained prior may draw nothing solid: then there is no mesh, and result.json says why
     assert (tmp_path / "a" / "mesh.glb").is_file() or "mesh_error" in res.metrics
     assert "train_psnr" in res.metrics
