@@ -40,7 +40,8 @@ def _run(args: argparse.Namespace) -> int:
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline, read_prompts
 
     flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "guide": args.guide,
-             "steps": args.steps, "sampler": args.sampler, "candidates": args.candidates, "device": args.device, "recon.backend": args.backend}
+             "steps": args.steps, "sampler": args.sampler, "candidates": args.candidates, "device": args.device,
+             "recon.backend": args.backend}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.prompt is not None:
         overrides.append(f"prompt={args.prompt}")
