@@ -172,10 +172,11 @@ class GeneratePipeline:
             self.prior = load_prior(self.config.model, self.device)
         return self.prior
 
-    def sample_views(self, prompts: list[str], seed: int, progress: bool = False):
+    def sample_views(self, prompts: list[str], seed: int, progress: bool = False, tokens=None):
+        """Sample views for ``prompts`` with this pipeline's sampling settings (``tokens``: already encoded)."""
         prior = self.load()
         return prior.sample(prompts, seed=seed, guidance=self.guidance, steps=self.steps, sampler=self.sampler or None,
-                            progress=progress, guidance_min_sigma=self.config.guidance_min_sigma,
+                            progress=progress, tokens=tokens, guidance_min_sigma=self.config.guidance_min_sigma,
                             guide=self.config.guide or None)
 
     def choose(self, g) -> tuple[int, list[float]]:
@@ -210,10 +211,7 @@ class GeneratePipeline:
             tokens = prior.encode_prompts([prompt])
         with sw.stage("sample"), stage("sampling views"):
             N = self.candidates
-            g = prior.sample([prompt] * N, seed=seed, guidance=self.guidance, steps=self.steps,
-                             sampler=self.sampler or None, tokens=tokens.expand(N, *tokens.shape[1:]),
-                             progress=not quiet, guidance_min_sigma=self.config.guidance_min_sigma,
-                            guide=self.config.guide or None)
+            g = self.sample_views([prompt] * N, seed, progress=not quiet, tokens=tokens.expand(N, *tokens.shape[1:]))
         pick, scores = 0, []
         if N > 1:
             with sw.stage("choose"), stage(f"choosing the most consistent of {N} candidates"):
