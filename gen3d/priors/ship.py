@@ -158,9 +158,9 @@ def reproduce_lines(stages: list[dict], last_rig: dict, stage_configs: list[str]
 
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
          hardware: str, history: str, stage_configs: list[str] | None = None,
-         guidance: float | None = None, sampler: str | None = None) -> dict[str, Any]:
-    """Write the shipped folder (float16) and its card; ``guidance`` and ``sampler`` replace the default
-    guidance scale and sampler."""
+         guidance: float | None = None, sampler: str | None = None, steps: int | None = None) -> dict[str, Any]:
+    """Write the shipped folder (float16) and its card; ``guidance``, ``sampler`` and ``steps`` replace the
+    default guidance scale, sampler and number of sampler steps."""
     import dataclasses
 
     from gen3d.priors.mvprior import MultiViewPrior
@@ -176,6 +176,12 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
         if sampler not in sampler_names():
             raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(sampler_names())}")
         prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, sampler=sampler))
+    if steps is not None:
+        from gen3d.errors import ConfigError
+
+        if int(steps) != steps or steps < 1:
+            raise ConfigError(f"steps must be a whole number >= 1, got {steps!r}")
+        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, steps=int(steps)))
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)
@@ -202,9 +208,10 @@ def main() -> None:
                     help="the config of a fine-tuned prior's stage 2, 3, ... (repeat, in order)")
     ap.add_argument("--guidance", type=float, default=None, help="replace the default guidance scale")
     ap.add_argument("--sampler", default=None, help="replace the default sampler")
+    ap.add_argument("--steps", type=int, default=None, help="replace the default number of sampler steps")
     a = ap.parse_args()
     print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config, a.guidance,
-                          a.sampler)))
+                          a.sampler, a.steps)))
 
 
 if __name__ == "__main__":

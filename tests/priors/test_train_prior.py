@@ -204,6 +204,14 @@ def test_ship_can_set_the_default_guidance(tiny_prior, tiny_data, tmp_path):
     sde = MultiViewPrior.from_pretrained(tmp_path / "sde")
     assert sde.spec.sampling.sampler == "edm_sde" and sde.sample(["a red mug"], steps=2).info["sampler"] == "edm_sde"
     assert "edm_sde" in (tmp_path / "sde" / "MODEL_CARD.md").read_text()
+    ship(tiny_prior, ae_eval, tiny_data, tmp_path / "s30", None, "cpu", "", sampler="edm_sde", steps=30)
+    s30 = MultiViewPrior.from_pretrained(tmp_path / "s30")
+    assert (s30.spec.sampling.steps, s30.spec.sampling.sampler) == (30, "edm_sde")
+    assert s30.spec.sampling.steps != MultiViewPrior.from_pretrained(tiny_prior).spec.sampling.steps
+    assert "30 steps" in (tmp_path / "s30" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ConfigError, match="steps must be"):
+        ship(tiny_prior, ae_eval, tiny_data, tmp_path / "bad0", None, "cpu", "", steps=0)
+    assert not (tmp_path / "bad0").exists()
     with pytest.raises(ConfigError, match="unknown sampler"):
         ship(tiny_prior, ae_eval, tiny_data, tmp_path / "bad", None, "cpu", "", sampler="nope")
     assert not (tmp_path / "bad").exists()
