@@ -110,6 +110,15 @@ def read_eval_prompts(path: str | Path) -> list[dict[str, Any]]:
     return items
 
 
+def mean_breakdown(parts: list[dict]) -> dict[str, float] | None:
+    """The mean of several held-out views' :func:`gen3d.eval.image_metrics.silhouette_breakdown`
+    dicts; an infinite PSNR (a perfect render) counts as 100 dB, pixel counts and shares as they are."""
+    if not parts:
+        return None
+    return {k: round(float(np.mean([min(p[k], 100.0) if k.startswith("psnr") else p[k] for p in parts])), 4)
+            for k in parts[0]}
+
+
 def _loo_psnr(pipe, views, hold: list[int], breakdowns: list[dict] | None = None, sheet: Path | None = None) -> list[float]:
     """PSNR of each held-out view rendered from a fit on the others; with ``breakdowns``, also append
     each one's :func:`gen3d.eval.image_metrics.silhouette_breakdown` (silhouette vs interior error);
@@ -185,7 +194,7 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
         "pred_class": pred_cls, "class_ok": pred_cls == item["class"],
         "fscore": fscore, "fit_psnr": float(res.metrics.get("train_psnr", float("nan"))),
         "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold,
-        "loo_breakdown": {k: round(float(np.mean([min(p[k], 100.0) for p in parts])), 4) for k in parts[0]} if parts else None,
+        "loo_breakdown": mean_breakdown(parts),
         "generate_seconds": round(gen_seconds, 2), "folder": folder.name, "candidate": res.chosen,
         "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]},
     }
@@ -320,6 +329,6 @@ def write_prompts_file(path: str | Path, n: int | None = None, seed: int = 0) ->
     return len(items)
 
 
-__all__ = ["EvalConfig", "canonical_meshes", "classify_mesh", "heldout_prompt_items", "read_eval_prompts",
+__all__ = ["EvalConfig", "canonical_meshes", "classify_mesh", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
            "reference_loo_psnr", "run_eval",
            "summarise", "write_prompts_file"]

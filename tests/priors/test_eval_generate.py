@@ -90,6 +90,19 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     assert (tmp_path / "ev" / "eval.md").is_file() and (tmp_path / "ev" / "eval.json").is_file()
 
 
+def test_mean_breakdown_caps_infinite_psnr_but_not_pixel_counts():
+    from gen3d.eval.generate import mean_breakdown
+
+    parts = [{"psnr": float("inf"), "psnr_perfect_silhouette": float("inf"), "silhouette_share": 0.0, "excess_px": 0,
+              "missing_px": 0},
+             {"psnr": 20.0, "psnr_perfect_silhouette": 30.0, "silhouette_share": 0.5, "excess_px": 250, "missing_px": 130}]
+    m = mean_breakdown(parts)
+    assert m == {"psnr": 60.0, "psnr_perfect_silhouette": 65.0, "silhouette_share": 0.25, "excess_px": 125.0,
+                 "missing_px": 65.0}
+    assert mean_breakdown(parts[1:])["excess_px"] == 250  # counts above 100 were once clipped to 100
+    assert mean_breakdown([]) is None
+
+
 def test_eval_passes_guidance_and_candidates_to_generate(tmp_path, monkeypatch):
     import gen3d.pipelines.generate as gen
 
