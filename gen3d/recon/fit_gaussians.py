@@ -14,7 +14,6 @@ from the last one.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from gen3d.cameras import Cameras
 from gen3d.data.dataset import ViewSet
 from gen3d.errors import DataError, DeviceError
 from gen3d.recon.base import FitResult, Render, recomposite
-from gen3d.recon.gaussians import Gaussians, num_sh_bases, rgb_to_sh_dc, knn_mean_distance
+from gen3d.recon.gaussians import Gaussians, knn_mean_distance
 from gen3d.recon.init import point_normals, visual_hull_points
 from gen3d.recon.sh import SH_C1
 from gen3d.utils.checkpoint import pack_adam, read_checkpoint, unpack_adam, write_checkpoint
@@ -45,6 +44,9 @@ class GaussianFitConfig:
     hull_box_margin: float = 0.05  # with depth: clip the hull to the box of the seen surface plus this (< 0: off)
     hull_convex_margin: float = -1.0  # >= 0, with depth: clip the hull to the convex hull of the seen surface plus this
     bound: float = 1.0  # the object lies inside [-bound, bound]^3
+    hull_extent: float = 0.0  # > 0 (hull init): keep each Gaussian's +-hull_extent sigma along its axes inside the hull
+    hull_extent_dilate: int = 1  # ... grown by this many voxels
+    hull_extent_every: int = 10  # enforce it every this many steps and after the last
     views_per_step: int = 2
     init_scale: float = 1.0  # initial Gaussian size as a multiple of the mean distance to the 3 nearest points
     flatten_weight: float = 0.0  # penalise each Gaussian's smallest scale: flat discs that hug the surface
@@ -140,6 +142,53 @@ def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
         amp = cfg.init_view_lobe * rgb.float() / SH_C1
         g.sh[:, 1], g.sh[:, 2], g.sh[:, 3] = amp * n[:, 1:2], -amp * n[:, 2:3], amp * n[:, 0:1]
     return g
+
+
+_EXTENT_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
+
+
+def extent_occupancy(views: ViewSet, cfg: GaussianFitConfig) -> torch.Tensor | None:
+    """The hull that ``cfg.hull_extent`` keeps the Gaussians in: the starting hull grown by
+    ``cfg.hull_extent_dilate`` voxels (None when the constraint is off or there are no masks)."""
+    if cfg.hull_extent <= 0 or cfg.init != "hull" or views.masks is None:
+        return None
+    from gen3d.recon.init import visual_hull_occupancy
+
+    occ = visual_hull_occupancy(views.cameras, views.masks, cfg.hull_resolution, **hull_options(cfg, views.depths))
+    if cfg.hull_extent_dilate > 0:
+        k = 2 * cfg.hull_extent_dilate + 1
+        occ = torch.nn.functional.max_pool3d(occ.float()[None, None], k, 1, cfg.hull_extent_dilate)[0, 0] > 0
+    return occ
+
+
+def _occupied(occ: torch.Tensor, pts: torch.Tensor, bound: float) -> torch.Tensor:
+    R = occ.shape[0]
+    i = ((pts + bound) / (2 * bound) * R).floor().long()
+    ok = ((i >= 0) & (i < R)).all(-1)
+    i = i.clamp(0, R - 1)
+    return ok & occ[i[..., 0], i[..., 1], i[..., 2]]
+
+
+@torch.no_grad()
+def keep_extents_in_hull(g: Gaussians, occ: torch.Tensor, k: float, bound: float) -> torch.Tensor:
+    """Per Gaussian and axis, the largest factor (of ``_EXTENT_FACTORS``) by which its scale can be
+    multiplied so that the points ``mean +- k sigma`` along that axis lie in ``occ``; (N, 3).
+
+    A Gaussian's extent beyond the hull is what no fitted view constrains: on a face that the views
+    see only edge-on, it can grow sideways unseen and bloat the silhouette from a new viewpoint."""
+    from gen3d.recon.projection import quat_to_rotmat
+
+    R = quat_to_rotmat(g.unit_quats)  # N 3 3, columns are the axes
+    s = g.scales
+    out = torch.full_like(s, _EXTENT_FACTORS[-1])
+    for ax in range(3):
+        done = torch.zeros(len(g), dtype=torch.bool, device=s.device)
+        for f in _EXTENT_FACTORS:
+            d = R[:, :, ax] * (k * f * s[:, ax : ax + 1])
+            ok = _occupied(occ, g.means + d, bound) & _occupied(occ, g.means - d, bound) & ~done
+            out[ok, ax] = f
+            done |= ok
+    return out
 
 
 def _params(g: Gaussians) -> torch.nn.ParameterDict:
@@ -250,6 +299,8 @@ def fit_gaussians(
         state = None
     else:  # gsplat's MCMC strategy takes no scene scale
         state = strategy.initialize_state() if mcmc else strategy.initialize_state(scene_scale=cfg.bound)
+    occ = extent_occupancy(views, cfg)
+    occ = occ.to(dev) if occ is not None else None
     start, losses = 0, []
     if checkpoint_dir is not None and (ck := load_checkpoint(Path(checkpoint_dir), dev)) is not None:
         start, losses = _restore(ck, params, optimizers, state, cfg)
@@ -301,6 +352,10 @@ def fit_gaussians(
             opt.zero_grad(set_to_none=True)
         for g_ in optimizers["means"].param_groups:
             g_["lr"] *= gamma
+        if occ is not None and ((step + 1) % max(cfg.hull_extent_every, 1) == 0 or step + 1 == cfg.iters):
+            f = keep_extents_in_hull(_to_gaussians(params), occ, cfg.hull_extent, cfg.bound)
+            with torch.no_grad():
+                params["scales"].add_(torch.log(f))
         losses.append(loss.item())
         if not quiet and step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", n=len(params["means"]))

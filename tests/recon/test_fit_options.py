@@ -77,3 +77,44 @@ def test_view_lobe_makes_surfaces_brighter_toward_their_normal(sphere_views):
     assert torch.allclose(rgb(lobed, head_on), 1.3 * base, atol=1e-4)  # 30% brighter seen head-on
     assert torch.allclose(rgb(lobed, grazing), base, atol=1e-4)  # unchanged at grazing angles
     assert torch.allclose(rgb(lobed, n), 0.7 * base, atol=1e-4)  # and darker from behind
+
+
+def test_keep_extents_in_hull_shrinks_only_the_axes_that_leave_it():
+    from gen3d.recon.fit_gaussians import keep_extents_in_hull
+    from gen3d.recon.gaussians import Gaussians
+
+    R = 20  # voxels of 0.1 over [-1, 1]^3; the occupied box is |x|, |y|, |z| < 0.5
+    ax = torch.linspace(-0.95, 0.95, R)
+    X, Y, Z = torch.meshgrid(ax, ax, ax, indexing="ij")
+    occ = (X.abs() < 0.5) & (Y.abs() < 0.5) & (Z.abs() < 0.5)
+    means = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    log_scales = torch.log(torch.tensor([[0.1, 0.1, 0.1], [0.1, 0.1, 0.1], [0.4, 0.05, 0.05]]))
+    quats = torch.tensor([[1.0, 0, 0, 0]] * 3)  # axis-aligned
+    g = Gaussians(means, quats, log_scales, torch.zeros(3), torch.zeros(3, 1, 3))
+    f = keep_extents_in_hull(g, occ, 2.0, 1.0)
+    assert f[0].tolist() == [1.0, 1.0, 1.0]  # +-0.2 stays inside
+    assert f[1, 0] < 1.0 and 0.3 + 2 * 0.1 * float(f[1, 0]) < 0.5 and f[1, 1:].tolist() == [1.0, 1.0]  # x leaves at 0.5
+    assert 2 * 0.4 * float(f[2, 0]) < 0.5 and float(f[2, 0]) >= 0.5 and f[2, 1:].tolist() == [1.0, 1.0]  # the longest fit
+    turned = Gaussians(means[2:], torch.tensor([[0.9239, 0.0, 0.0, 0.3827]]), log_scales[2:], torch.zeros(1),
+                       torch.zeros(1, 1, 3))  # 45 degrees about z: the long axis points along the diagonal,
+    assert float(keep_extents_in_hull(turned, occ, 2.0, 1.0)[0, 0]) == pytest.approx(0.7)  # where 0.8 * 0.7 fits
+
+
+def test_hull_extent_keeps_the_fitted_gaussians_inside_the_starting_hull(sphere_views):
+    from gen3d.recon.fit_gaussians import _occupied, extent_occupancy, keep_extents_in_hull
+    from gen3d.recon.projection import quat_to_rotmat
+
+    torch.set_num_threads(1)
+    cfg = GaussianFitConfig(iters=60, init_points=600, hull_resolution=32, views_per_step=2, checkpoint_every=0,
+                            lr_scales=0.05, hull_convex_margin=0.02)
+    three = sphere_views.subset([1, 2, 3])
+    assert extent_occupancy(three, cfg) is None  # off by default
+    on = dataclasses.replace(cfg, hull_extent=2.0, hull_extent_every=5)
+    occ = extent_occupancy(three, on)
+    g = fit_gaussians(three, on, device="cpu", quiet=True).representation.gaussians
+    inside = _occupied(occ, g.means, on.bound)
+    assert bool((keep_extents_in_hull(g, occ, 2.0, on.bound)[inside] == 1.0).all())  # every axis fits after the last step
+    free = fit_gaussians(three, cfg, device="cpu", quiet=True).representation.gaussians
+    tips = lambda g: g.means[:, None] + 2 * quat_to_rotmat(g.unit_quats).transpose(1, 2) * g.scales[..., None]
+    out_frac = lambda g: 1 - float(_occupied(occ, tips(g).reshape(-1, 3), on.bound).float().mean())
+    assert out_frac(g) < out_frac(free), (out_frac(g), out_frac(free))
