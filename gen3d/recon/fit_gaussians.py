@@ -149,12 +149,25 @@ _EXTENT_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
 
 def extent_occupancy(views: ViewSet, cfg: GaussianFitConfig) -> torch.Tensor | None:
     """The hull that ``cfg.hull_extent`` keeps the Gaussians in: the starting hull grown by
-    ``cfg.hull_extent_dilate`` voxels (None when the constraint is off or there are no masks)."""
+    ``cfg.hull_extent_dilate`` voxels (None when the constraint is off or there are no masks).
+
+    Below the lowest voxel of a convex-clipped hull (plus one), the silhouettes' hull without that clip
+    is allowed too: the clip flattens the bottom of a round object at the lowest point the views see,
+    while the side views' silhouettes still show the part below it."""
     if cfg.hull_extent <= 0 or cfg.init != "hull" or views.masks is None:
         return None
     from gen3d.recon.init import visual_hull_occupancy
 
     occ = visual_hull_occupancy(views.cameras, views.masks, cfg.hull_resolution, **hull_options(cfg, views.depths))
+    if cfg.hull_convex_margin >= 0 and views.depths is not None and occ.any():
+        import dataclasses
+
+        loose = visual_hull_occupancy(views.cameras, views.masks, cfg.hull_resolution,
+                                      **hull_options(dataclasses.replace(cfg, hull_convex_margin=-1.0), views.depths))
+        low = int(occ.any(dim=2).any(dim=0).nonzero().min())  # lowest occupied y index
+        below = torch.zeros_like(occ)
+        below[:, : low + 2] = True
+        occ = occ | (loose & below)
     if cfg.hull_extent_dilate > 0:
         k = 2 * cfg.hull_extent_dilate + 1
         occ = torch.nn.functional.max_pool3d(occ.float()[None, None], k, 1, cfg.hull_extent_dilate)[0, 0] > 0

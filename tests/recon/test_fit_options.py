@@ -111,6 +111,12 @@ def test_hull_extent_keeps_the_fitted_gaussians_inside_the_starting_hull(sphere_
     assert extent_occupancy(three, cfg) is None  # off by default
     on = dataclasses.replace(cfg, hull_extent=2.0, hull_extent_every=5)
     occ = extent_occupancy(three, on)
+    from gen3d.recon.fit_gaussians import hull_options
+    from gen3d.recon.init import visual_hull_occupancy
+
+    clipped = visual_hull_occupancy(three.cameras, three.masks, on.hull_resolution, **hull_options(on, three.depths))
+    lowest = lambda o: int(o.any(dim=2).any(dim=0).nonzero().min())  # y is up
+    assert lowest(occ) < lowest(clipped)  # below the clip's flat bottom, the silhouettes' hull is allowed
     g = fit_gaussians(three, on, device="cpu", quiet=True).representation.gaussians
     inside = _occupied(occ, g.means, on.bound)
     assert bool((keep_extents_in_hull(g, occ, 2.0, on.bound)[inside] == 1.0).all())  # every axis fits after the last step
