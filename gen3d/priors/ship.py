@@ -163,6 +163,7 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     default guidance scale, sampler and number of sampler steps."""
     import dataclasses
 
+    from gen3d.errors import ConfigError
     from gen3d.priors.mvprior import MultiViewPrior
     from gen3d.utils.io import read_json, write_text
 
@@ -171,14 +172,11 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
         prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, guidance=float(guidance)))
     if sampler is not None:
         from gen3d.diffusion.samplers import sampler_names
-        from gen3d.errors import ConfigError
 
         if sampler not in sampler_names():
             raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(sampler_names())}")
         prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, sampler=sampler))
     if steps is not None:
-        from gen3d.errors import ConfigError
-
         if int(steps) != steps or steps < 1:
             raise ConfigError(f"steps must be a whole number >= 1, got {steps!r}")
         prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, steps=int(steps)))

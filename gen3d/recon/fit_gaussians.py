@@ -15,7 +15,7 @@ from the last one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -160,10 +160,8 @@ def extent_occupancy(views: ViewSet, cfg: GaussianFitConfig) -> torch.Tensor | N
 
     occ = visual_hull_occupancy(views.cameras, views.masks, cfg.hull_resolution, **hull_options(cfg, views.depths))
     if cfg.hull_convex_margin >= 0 and views.depths is not None and occ.any():
-        import dataclasses
-
         loose = visual_hull_occupancy(views.cameras, views.masks, cfg.hull_resolution,
-                                      **hull_options(dataclasses.replace(cfg, hull_convex_margin=-1.0), views.depths))
+                                      **hull_options(replace(cfg, hull_convex_margin=-1.0), views.depths))
         low = int(occ.any(dim=2).any(dim=0).nonzero().min())  # lowest occupied y index
         below = torch.zeros_like(occ)
         below[:, : low + 2] = True
