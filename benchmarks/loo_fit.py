@@ -16,7 +16,6 @@ Prints per prompt the held-out PSNR, the silhouette pixels rendered outside the 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,28 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _override(cfg, key: str, value: str, full: str = ""):
-    head, _, rest = key.partition(".")
-    if not dataclasses.is_dataclass(cfg) or head not in {f.name for f in dataclasses.fields(cfg)}:
-        raise SystemExit(f"unknown fit setting {full or key!r}; settings are fields of ReconstructConfig, e.g. "
-                         "gaussians.hull_extent=3")
-    cur = getattr(cfg, head)
-    if rest:
-        return dataclasses.replace(cfg, **{head: _override(cur, rest, value, full or key)})
-    typ = type(cur)
-    new = (value.lower() in ("1", "true", "yes")) if typ is bool else (value if typ is str else typ(value))
-    return dataclasses.replace(cfg, **{head: new})
-
-
 def main() -> None:
     import torch
     from gen3d.pipelines.generate import _default_recon
-    from gen3d.pipelines.reconstruct import fit
+    from gen3d.pipelines.reconstruct import ReconstructConfig, fit
 
+    from gen3d.config import load_config
     from gen3d.data.dataset import load_views
-    from gen3d.data.objects import CLASS_BY_NAME
-    from gen3d.data.world import SCALE_RANGE, ObjectSpec
-    from gen3d.eval.generate import read_eval_prompts
+    from gen3d.errors import ConfigError
+    from gen3d.eval.generate import read_eval_prompts, reference_spec
     from gen3d.eval.image_metrics import silhouette_breakdown
     from gen3d.priors.mvdata import PriorRig, render_viewset
 
@@ -60,10 +46,10 @@ def main() -> None:
     ap.add_argument("--json", default="", help="also write the rows and means here")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE on gen3d generate's ReconstructConfig, e.g. gaussians.hull_extent=3")
     a = ap.parse_args()
-    cfg = _default_recon()
-    for kv in a.overrides:
-        k, _, v = kv.partition("=")
-        cfg = _override(cfg, k, v)
+    try:
+        cfg = load_config(ReconstructConfig, overrides=a.overrides, base=_default_recon())
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     items = read_eval_prompts(a.prompts)
     rows = None if a.source == "gt" else json.loads((Path(a.source) / "eval.json").read_text())["rows"]
     n = len(rows) if rows is not None else len(items)
@@ -71,12 +57,7 @@ def main() -> None:
     out = []
     for k in idx:
         if rows is None:
-            it = items[k]
-            rng = np.random.default_rng([k, 0x100])  # the objects of gen3d.eval.generate.reference_loo_psnr
-            c = CLASS_BY_NAME[it["class"]]
-            spec = ObjectSpec(c.name, c.sample_params(rng), {s.name: it["color"] for s in c.slots},
-                              float(rng.uniform(*SCALE_RANGE)))
-            views, hold, name = render_viewset(spec, PriorRig()), k % 4, it["prompt"]
+            views, hold, name = render_viewset(reference_spec(items[k], k), PriorRig()), k % 4, items[k]["prompt"]
         else:
             row = rows[k]
             views, hold, name = load_views(Path(a.source) / row["folder"] / "views"), row["loo_views"][0], row["prompt"]

@@ -215,20 +215,26 @@ def reference_class_accuracy(items: list[dict[str, Any]], refs: dict, n_points: 
     return float(np.mean(hits))
 
 
+def reference_spec(item: dict[str, Any], index: int):
+    """The ground-truth object of prompt ``index``'s combination (class and colour of ``item``; its shape
+    parameters and scale drawn from a generator seeded by the index), as the reference LOO renders it."""
+    from gen3d.data.objects import CLASS_BY_NAME
+    from gen3d.data.world import SCALE_RANGE, ObjectSpec
+
+    rng = np.random.default_rng([index, 0x100])
+    c = CLASS_BY_NAME[item["class"]]
+    return ObjectSpec(c.name, c.sample_params(rng), {s.name: item["color"] for s in c.slots}, float(rng.uniform(*SCALE_RANGE)))
+
+
 def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "one") -> float | None:
     """Leave-one-view-out PSNR of ground-truth renders of the first ``n`` prompts' combinations,
     from the prior's own rig, with the same reconstruction and protocol as the generated views."""
-    from gen3d.data.objects import CLASS_BY_NAME
-    from gen3d.data.world import SCALE_RANGE, ObjectSpec
     from gen3d.priors.mvdata import render_viewset
 
     rig = pipe.load().spec.rig
     out = []
     for k, it in enumerate(items[:n]):
-        rng = np.random.default_rng([k, 0x100])
-        c = CLASS_BY_NAME[it["class"]]
-        spec = ObjectSpec(c.name, c.sample_params(rng), {s.name: it["color"] for s in c.slots}, float(rng.uniform(*SCALE_RANGE)))
-        views = render_viewset(spec, rig)
+        views = render_viewset(reference_spec(it, k), rig)
         hold = {"one": [k % rig.views], "all": list(range(rig.views)), "none": []}[loo]
         out += _loo_psnr(pipe, views, hold)
     return float(np.mean(out)) if out else None
@@ -330,5 +336,5 @@ def write_prompts_file(path: str | Path, n: int | None = None, seed: int = 0) ->
 
 
 __all__ = ["EvalConfig", "canonical_meshes", "classify_mesh", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
-           "reference_loo_psnr", "run_eval",
+           "reference_loo_psnr", "reference_spec", "run_eval",
            "summarise", "write_prompts_file"]

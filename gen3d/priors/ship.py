@@ -168,18 +168,20 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
     from gen3d.utils.io import read_json, write_text
 
     prior = MultiViewPrior.from_pretrained(prior_dir)
+    changes: dict[str, Any] = {}
     if guidance is not None:
-        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, guidance=float(guidance)))
+        changes["guidance"] = float(guidance)
     if sampler is not None:
         from gen3d.diffusion.samplers import sampler_names
 
         if sampler not in sampler_names():
             raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(sampler_names())}")
-        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, sampler=sampler))
+        changes["sampler"] = sampler
     if steps is not None:
         if int(steps) != steps or steps < 1:
             raise ConfigError(f"steps must be a whole number >= 1, got {steps!r}")
-        prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, steps=int(steps)))
+        changes["steps"] = int(steps)
+    prior.spec = dataclasses.replace(prior.spec, sampling=dataclasses.replace(prior.spec.sampling, **changes))
     ev = read_json(evaluation) if evaluation and Path(evaluation).is_file() else None
     ae = read_json(ae_eval)
     meta = dict(prior.meta)

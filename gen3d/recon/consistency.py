@@ -19,7 +19,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from gen3d.cameras import Cameras
-from gen3d.recon.init import visual_hull_occupancy
+from gen3d.recon.init import grid_occupied, visual_hull_occupancy
 
 
 def raycast_silhouettes(occ: Bool[Tensor, "R R R"], cams: Cameras, bound: float = 1.0) -> Bool[Tensor, "V H W"]:
@@ -36,16 +36,11 @@ def raycast_silhouettes(occ: Bool[Tensor, "R R R"], cams: Cameras, bound: float 
     half = math.sqrt(3) * bound
     n = int(math.ceil(2 * half / (vox / 2))) + 1
     out = torch.zeros(V, H, W, dtype=torch.bool)
-    flat = occ.reshape(-1)
     for v in range(V):
         t = torch.linspace(max(float(dist[v]) - half, 0.0), float(dist[v]) + half, n)
         for r0 in range(0, H, 16):  # a band of rows at a time keeps memory small
             p = o[v, r0 : r0 + 16, :, None] + d[v, r0 : r0 + 16, :, None] * t[:, None]  # h W n 3
-            idx = ((p + bound) / vox).floor().long()
-            ok = ((idx >= 0) & (idx < R)).all(-1)
-            idx = idx.clamp(0, R - 1)
-            hit = flat[(idx[..., 0] * R + idx[..., 1]) * R + idx[..., 2]] & ok
-            out[v, r0 : r0 + 16] = hit.any(-1)
+            out[v, r0 : r0 + 16] = grid_occupied(occ, p, bound).any(-1)
     return out
 
 

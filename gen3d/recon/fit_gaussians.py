@@ -26,7 +26,7 @@ from gen3d.data.dataset import ViewSet
 from gen3d.errors import DataError, DeviceError
 from gen3d.recon.base import FitResult, Render, recomposite
 from gen3d.recon.gaussians import Gaussians, knn_mean_distance
-from gen3d.recon.init import point_normals, visual_hull_points
+from gen3d.recon.init import grid_occupied, point_normals, visual_hull_points
 from gen3d.recon.sh import SH_C1
 from gen3d.utils.checkpoint import pack_adam, read_checkpoint, unpack_adam, write_checkpoint
 
@@ -172,14 +172,6 @@ def extent_occupancy(views: ViewSet, cfg: GaussianFitConfig) -> torch.Tensor | N
     return occ
 
 
-def _occupied(occ: torch.Tensor, pts: torch.Tensor, bound: float) -> torch.Tensor:
-    R = occ.shape[0]
-    i = ((pts + bound) / (2 * bound) * R).floor().long()
-    ok = ((i >= 0) & (i < R)).all(-1)
-    i = i.clamp(0, R - 1)
-    return ok & occ[i[..., 0], i[..., 1], i[..., 2]]
-
-
 @torch.no_grad()
 def keep_extents_in_hull(g: Gaussians, occ: torch.Tensor, k: float, bound: float) -> torch.Tensor:
     """Per Gaussian and axis, the largest factor (of ``_EXTENT_FACTORS``) by which its scale can be
@@ -196,7 +188,7 @@ def keep_extents_in_hull(g: Gaussians, occ: torch.Tensor, k: float, bound: float
         done = torch.zeros(len(g), dtype=torch.bool, device=s.device)
         for f in _EXTENT_FACTORS:
             d = R[:, :, ax] * (k * f * s[:, ax : ax + 1])
-            ok = _occupied(occ, g.means + d, bound) & _occupied(occ, g.means - d, bound) & ~done
+            ok = grid_occupied(occ, g.means + d, bound) & grid_occupied(occ, g.means - d, bound) & ~done
             out[ok, ax] = f
             done |= ok
     return out

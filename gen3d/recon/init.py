@@ -89,6 +89,16 @@ def visual_hull_points(
     return pts, cols.clamp(0, 1)
 
 
+def grid_occupied(occ: Tensor, pts: Tensor, bound: float = 1.0) -> Tensor:
+    """Whether each point (..., 3) falls in an occupied voxel of ``occ`` (a grid over [-bound, bound]^3,
+    indexed x, y, z); points outside the grid are not."""
+    R = occ.shape[0]
+    i = ((pts + bound) / (2 * bound) * R).floor().long()
+    ok = ((i >= 0) & (i < R)).all(-1)
+    i = i.clamp(0, R - 1)
+    return ok & occ[i[..., 0], i[..., 1], i[..., 2]]
+
+
 def visual_hull_occupancy(
     cams: Cameras,
     masks: Float[Tensor, "V H W"],

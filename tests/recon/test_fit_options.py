@@ -101,7 +101,8 @@ def test_keep_extents_in_hull_shrinks_only_the_axes_that_leave_it():
 
 
 def test_hull_extent_keeps_the_fitted_gaussians_inside_the_starting_hull(sphere_views):
-    from gen3d.recon.fit_gaussians import _occupied, extent_occupancy, keep_extents_in_hull
+    from gen3d.recon.fit_gaussians import extent_occupancy, keep_extents_in_hull
+    from gen3d.recon.init import grid_occupied as _occupied
     from gen3d.recon.projection import quat_to_rotmat
 
     torch.set_num_threads(1)
