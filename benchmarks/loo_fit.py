@@ -9,6 +9,11 @@ Fits 3 of the 4 views and renders the 4th, as ``gen3d eval generate`` does, on e
     python benchmarks/loo_fit.py --source gt --limit 12 gaussians.hull_extent=3
     python benchmarks/loo_fit.py --source out/eval --index 0,1,2 gaussians.hull_extent=3
 
+With ``--fuse``, each set's depth is first replaced as ``gen3d generate`` saves it (rendered from a fit
+to all 4 views, inside each mask: ``gen3d.recon.consistency.depth_from_fit``); an evaluation folder
+written with that default already holds fused depth (the prior's own is in ``views/depth_prior``), so
+``--fuse`` is for ground truth and for folders written with ``--view-depth prior`` or before it existed.
+
 Prints per prompt the held-out PSNR, the silhouette pixels rendered outside the view's mask
 (excess) and missing from it, and the PSNR on the 3 fitted views; then the means.
 """
@@ -34,7 +39,7 @@ def main() -> None:
     from gen3d.config import load_config
     from gen3d.data.dataset import load_views
     from gen3d.errors import ConfigError
-    from gen3d.eval.generate import read_eval_prompts, reference_spec
+    from gen3d.eval.generate import fused_viewset, read_eval_prompts, reference_spec
     from gen3d.eval.image_metrics import silhouette_breakdown
     from gen3d.priors.mvdata import PriorRig, render_viewset
 
@@ -44,6 +49,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=12, help="the first N prompts (ignored with --index)")
     ap.add_argument("--index", default="", help="comma-separated prompt indices")
     ap.add_argument("--json", default="", help="also write the rows and means here")
+    ap.add_argument("--fuse", action="store_true", help="first replace the depth by that of a fit to all 4 views")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE on gen3d generate's ReconstructConfig, e.g. gaussians.hull_extent=3")
     a = ap.parse_args()
     try:
@@ -61,6 +67,8 @@ def main() -> None:
         else:
             row = rows[k]
             views, hold, name = load_views(Path(a.source) / row["folder"] / "views"), row["loo_views"][0], row["prompt"]
+        if a.fuse:
+            views = fused_viewset(views, cfg)
         keep = [j for j in range(len(views)) if j != hold]
         train, test = views.subset(keep), views.subset([hold])
         rep = fit(train, cfg, None, quiet=True).representation
@@ -74,11 +82,11 @@ def main() -> None:
               f"{b['missing_px']:4d}  fitted views {train_psnr:6.2f} dB", flush=True)
     means = {k: float(np.mean([o[k] for o in out])) for k in ("loo_psnr", "excess_px", "missing_px", "train_psnr")}
     print(f"mean over {len(out)}: held-out {means['loo_psnr']:.2f} dB, excess {means['excess_px']:.1f}, missing "
-          f"{means['missing_px']:.1f}, fitted views {means['train_psnr']:.2f} dB  ({' '.join(a.overrides) or 'defaults'})")
+          f"{means['missing_px']:.1f}, fitted views {means['train_psnr']:.2f} dB  ({' '.join(a.overrides) or 'defaults'}{', fused depth' if a.fuse else ''})")
     if a.json:
         from gen3d.utils.io import write_json
 
-        write_json(a.json, {"source": a.source, "overrides": a.overrides, "rows": out, "mean": means})
+        write_json(a.json, {"source": a.source, "overrides": a.overrides, "fuse": a.fuse, "rows": out, "mean": means})
 
 
 if __name__ == "__main__":

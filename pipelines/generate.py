@@ -65,7 +65,14 @@ class GenerateConfig:
     # Sample this many sets of views and keep the one whose views agree best in 3D (each view's mask
     # against the silhouette of the hull of the others: gen3d.recon.consistency); 1: no choice.
     candidates: int = 1
+    # The depth of the saved views (OUT/views/depth, GenerateResult.views): "fit" renders it from the
+    # object fitted to all the views, inside each view's mask, so the views agree in 3D (the prior's own
+    # depth is kept in OUT/views/depth_prior); "prior": the depth the prior decoded.
+    view_depth: str = "fit"
     recon: ReconstructConfig = field(default_factory=_default_recon)
+
+
+VIEW_DEPTHS = ("fit", "prior")
 
 
 @dataclass
@@ -123,8 +130,9 @@ def views_to_viewset(g, index: int = 0):
 
 
 def write_generated_views(g, index: int, folder: Path, meta: dict) -> None:
-    """OUT/views: images, masks, depth PNGs + transforms.json (the layout of ``gen3d data render``)."""
-    from gen3d.data.dataset import write_views
+    """OUT/views: images, masks, depth PNGs + transforms.json (the layout of ``gen3d data render``);
+    with ``g.prior_depth``, the prior's own depth too, as depth_prior/ PNGs in the same units."""
+    from gen3d.data.dataset import write_depth_png, write_views
     from gen3d.data.render import RenderOutput
     from gen3d.utils.io import atomic_dir
 
@@ -133,6 +141,10 @@ def write_generated_views(g, index: int, folder: Path, meta: dict) -> None:
                       normals=np.zeros_like(rgb))
     with atomic_dir(folder) as tmp:
         write_views(tmp, g.cameras, [ro], None, meta, write_depth=True, write_normals=False)
+        if g.prior_depth is not None:
+            (tmp / "depth_prior").mkdir()
+            for v, d in enumerate(g.prior_depth[index].numpy()):
+                write_depth_png(tmp / "depth_prior" / f"v{v:03d}.png", d)
 
 
 class GeneratePipeline:
@@ -162,6 +174,8 @@ class GeneratePipeline:
         self.candidates = int(candidates if candidates is not None else cfg.candidates)
         if self.candidates < 1:
             raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
+        if cfg.view_depth not in VIEW_DEPTHS:
+            raise ConfigError(f"view_depth must be one of {', '.join(VIEW_DEPTHS)}, got {cfg.view_depth!r}")
 
     @classmethod
     def from_config(cls, cfg: GenerateConfig) -> GeneratePipeline:
@@ -191,6 +205,20 @@ class GeneratePipeline:
         scores = [float(leave_one_out_hull_iou(g.cameras, g.alpha[c].float(), **hull_options(gc, g.depth[c].float())).mean())
                   for c in range(g.rgb.shape[0])]
         return int(np.argmax(scores)), scores
+
+    @staticmethod
+    def fuse_depth(g, index: int, representation):
+        """``g`` with view set ``index``'s depth rendered from ``representation`` (fitted to those views)
+        inside their masks (:func:`gen3d.recon.consistency.depth_from_fit`); the decoded depth is kept
+        as ``g.prior_depth``."""
+        from gen3d.recon.consistency import depth_from_fit
+
+        with torch.no_grad():
+            r = representation.render(g.cameras)
+        depth = g.depth.clone()
+        depth[index] = depth_from_fit(g.depth[index].float(), g.alpha[index].float(), r.depth.float().cpu(),
+                                      r.alpha.float().cpu()).to(depth.dtype)
+        return dataclasses.replace(g, depth=depth, prior_depth=g.depth if g.prior_depth is None else g.prior_depth)
 
     def __call__(self, prompt: str, out: str | Path | None = None, seed: int | None = None, quiet: bool = False) -> GenerateResult:
         from gen3d.recon.preview import views_contact_sheet
@@ -224,6 +252,10 @@ class GeneratePipeline:
             views_contact_sheet([im.permute(1, 2, 0).numpy() for im in g.rgb[pick]], out / "views.png")
         with stage("reconstructing"):
             rec = self.reconstruct(views_to_viewset(g, pick), out, quiet=quiet, request={"prompt": prompt})
+        if self.config.view_depth == "fit":
+            with sw.stage("view_depth"):
+                g = self.fuse_depth(g, pick, rec.representation)
+                write_generated_views(g, pick, out / "views", {**meta, "view_depth": "fit"})
         timings = {**sw.timings, **rec.timings}
         timings["total"] = round(sum(timings.values()), 3)
         result_path = out / "result.json"

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="guide only while the noise level is above SIGMA (default: the model's)")
     g.add_argument("--candidates", type=int, metavar="N",
                    help="sets of views sampled per prompt, the most consistent kept (default: gen3d generate's)")
+    g.add_argument("--view-depth", choices=["fit", "prior"],
+                   help="depth of the views the leave-one-view-out fits use: as gen3d generate saves it (fit, the "
+                        "default; then the prior's own depth is scored too) or as the prior decoded it (prior)")
     g.set_defaults(handler=_generate)
     p = esub.add_parser("prompts", help="write a prompts file of the held-out colour-class combinations",
                         description="One prompt per held-out colour-class combination (54; never seen in "
@@ -46,7 +49,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     flags = {"prompts": args.prompts, "out": args.out, "seed": args.seed, "model": args.model, "loo": args.loo,
              "limit": args.limit, "candidates": args.candidates,
-             "guidance": args.guidance, "guidance_min_sigma": args.guidance_min_sigma, "guide": args.guide}
+             "guidance": args.guidance, "guidance_min_sigma": args.guidance_min_sigma, "guide": args.guide,
+             "view_depth": args.view_depth}
     cfg = load_config(EvalConfig, args.config, [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides))
     run_eval(cfg, quiet=args.quiet)
     return 0

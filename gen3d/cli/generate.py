@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", help="sampler name (see gen3d.diffusion.samplers.sampler_names)")
     p.add_argument("--candidates", type=int, metavar="N",
                    help="sample N sets of views and keep the most 3D-consistent (default: the config's)")
+    p.add_argument("--view-depth", choices=["fit", "prior"],
+                   help="depth of the saved views: rendered from the fit to all views (fit, the default) or as the "
+                        "prior decoded it (prior)")
     p.add_argument("--backend", choices=["gaussians", "nerf"], help="reconstruction backend (default: gaussians)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     p.set_defaults(handler=_run)
@@ -41,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
 
     flags = {"out": args.out, "seed": args.seed, "model": args.model, "guidance": args.guidance, "guide": args.guide,
              "steps": args.steps, "sampler": args.sampler, "candidates": args.candidates, "device": args.device,
-             "recon.backend": args.backend}
+             "view_depth": args.view_depth, "recon.backend": args.backend}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.prompt is not None:
         overrides.append(f"prompt={args.prompt}")

@@ -91,6 +91,11 @@ def _png(path: Path, arr: np.ndarray, mode: str | None = None) -> None:
     Image.fromarray(arr, mode=mode).save(path, compress_level=1)
 
 
+def write_depth_png(path: Path, depth: np.ndarray) -> None:
+    """A depth map (camera z, 0 = none) as a 16-bit PNG in units of ``DEPTH_SCALE``."""
+    _png(path, np.clip(np.round(depth / DEPTH_SCALE), 0, 65535).astype(np.uint16))
+
+
 def _to_u8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -127,8 +132,7 @@ def write_views(
                 "view_index": vi,
             }
             if write_depth:
-                d = np.clip(np.round(out.depth[vi] / DEPTH_SCALE), 0, 65535).astype(np.uint16)
-                _png(folder / "depth" / name, d)
+                write_depth_png(folder / "depth" / name, out.depth[vi])
                 frame["depth_file_path"] = f"depth/{name}"
             if write_normals:
                 _png(folder / "normals" / name, _to_u8((out.normals[vi] + 1.0) / 2.0))
@@ -300,6 +304,7 @@ __all__ = [
     "ViewSet",
     "load_views",
     "read_index",
+    "write_depth_png",
     "write_views",
     "intrinsics_from_fov",
 ]

@@ -60,6 +60,11 @@ class EvalConfig:
     guidance: float | None = None  # classifier-free guidance scale (None: the model's default)
     guidance_min_sigma: float | None = None  # guide only above this noise level (None: the model's default)
     guide: str = ""  # "text" (classifier-free) or "weak" (autoguidance); empty: the model's default
+    # The depth of the views the leave-one-view-out fits use: "fit" (what gen3d generate saves: rendered
+    # from the fit to all views, inside each mask) or "prior" (as decoded). With "fit", the same
+    # protocol also runs on the prior's depth (loo_psnr_prior_depth), and the ground-truth reference
+    # views go through the same fusion.
+    view_depth: str = "fit"
 
 
 def canonical_meshes() -> dict[str, Any]:
@@ -188,12 +193,15 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
     hold = {"one": [index % V], "all": list(range(V)), "none": []}[cfg.loo]
     parts: list[dict] = []
     loo = _loo_psnr(pipe, views, hold, parts, folder / "loo.png") if hold else []
+    loo_prior = None
+    if hold and res.views.prior_depth is not None:  # the same protocol on the depth the prior decoded
+        loo_prior = float(np.mean(_loo_psnr(pipe, dataclasses.replace(views, depths=res.views.prior_depth[0].float()), hold)))
     return {
         "index": index, "prompt": item["prompt"], "class": item["class"], "color": item["color"],
         "pred_color": votes.name, "color_ok": votes.name == item["color"],
         "pred_class": pred_cls, "class_ok": pred_cls == item["class"],
         "fscore": fscore, "fit_psnr": float(res.metrics.get("train_psnr", float("nan"))),
-        "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold,
+        "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold, "loo_psnr_prior_depth": loo_prior,
         "loo_breakdown": mean_breakdown(parts),
         "generate_seconds": round(gen_seconds, 2), "folder": folder.name, "candidate": res.chosen,
         "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]},
@@ -226,6 +234,21 @@ def reference_spec(item: dict[str, Any], index: int):
     return ObjectSpec(c.name, c.sample_params(rng), {s.name: item["color"] for s in c.slots}, float(rng.uniform(*SCALE_RANGE)))
 
 
+def fused_viewset(views, recon_cfg):
+    """``views`` with their depth as ``gen3d generate`` saves it (``view_depth="fit"``): rendered from
+    the reconstruction ``recon_cfg`` (a ``ReconstructConfig``) fitted to all of them, inside each mask."""
+    import torch
+
+    from gen3d.pipelines.reconstruct import fit
+    from gen3d.recon.consistency import depth_from_fit
+
+    rep = fit(views, recon_cfg, None, quiet=True).representation
+    with torch.no_grad():
+        r = rep.render(views.cameras)
+    return dataclasses.replace(views, depths=depth_from_fit(views.depths.float(), views.masks.float(), r.depth.float().cpu(),
+                                                             r.alpha.float().cpu()))
+
+
 def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "one") -> float | None:
     """Leave-one-view-out PSNR of ground-truth renders of the first ``n`` prompts' combinations,
     from the prior's own rig, with the same reconstruction and protocol as the generated views."""
@@ -235,6 +258,8 @@ def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "on
     out = []
     for k, it in enumerate(items[:n]):
         views = render_viewset(reference_spec(it, k), rig)
+        if getattr(pipe.config, "view_depth", "prior") == "fit":
+            views = fused_viewset(views, pipe.reconstruct.cfg)
         hold = {"one": [k % rig.views], "all": list(range(rig.views)), "none": []}[loo]
         out += _loo_psnr(pipe, views, hold)
     return float(np.mean(out)) if out else None
@@ -251,6 +276,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "loo_psnr_mean": float(np.mean(loo)) if loo else None,
         "generate_seconds_mean": float(np.mean([r["generate_seconds"] for r in rows])),
     }
+    raw = [r["loo_psnr_prior_depth"] for r in rows if r.get("loo_psnr_prior_depth") is not None]
+    if raw:  # the views' depth as the prior decoded it, before gen3d generate fuses it with the fit
+        s["loo_psnr_prior_depth_mean"] = float(np.mean(raw))
     parts = [r["loo_breakdown"] for r in rows if r.get("loo_breakdown")]
     if parts:  # where the held-out views' error lies: a perfect silhouette or perfect interior colours would reach
         s["loo_breakdown_mean"] = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
@@ -260,10 +288,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    lines = ["| # | prompt | class -> predicted | colour -> predicted | F | fit PSNR | LOO PSNR |",
-             "|---|---|---|---|---|---|---|"]
+    raw = any(r.get("loo_psnr_prior_depth") is not None for r in rows)
+    lines = ["| # | prompt | class -> predicted | colour -> predicted | F | fit PSNR | LOO PSNR |"
+             + (" LOO PSNR, prior's depth |" if raw else ""), "|---|---|---|---|---|---|---|" + ("---|" if raw else "")]
     for r in rows:
         loo = f"{r['loo_psnr']:.1f}" if r["loo_psnr"] is not None else "-"
+        if raw:
+            loo += f" | {r['loo_psnr_prior_depth']:.1f}" if r.get("loo_psnr_prior_depth") is not None else " | -"
         lines.append(f"| {r['index']} | {r['prompt']} | {r['class']} -> {r['pred_class']}{'' if r['class_ok'] else ' x'} | "
                      f"{r['color']} -> {r['pred_color']}{'' if r['color_ok'] else ' x'} | {r['fscore']:.2f} | "
                      f"{r['fit_psnr']:.1f} | {loo} |")
@@ -273,6 +304,8 @@ def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         b = s["loo_breakdown_mean"]
         loo += (f" (with perfect silhouettes {b['psnr_perfect_silhouette']:.2f} dB, with perfect interiors "
                 f"{b['psnr_perfect_interior']:.2f} dB; silhouette share of the error {b['silhouette_share']:.2f})")
+    if s.get("loo_psnr_prior_depth_mean") is not None:
+        loo += f" (with the prior's own depth: {s['loo_psnr_prior_depth_mean']:.2f} dB)"
     if s.get("reference_loo_psnr") is not None:
         loo += f" (ground-truth renders of the first {s['reference_loo_prompts']}: {s['reference_loo_psnr']:.2f} dB)"
     lines += ["", (f"prompts {s['prompts']}; colour accuracy {s['color_accuracy']:.3f}; class accuracy "
@@ -297,7 +330,7 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
     out = Path(cfg.out)
     (out / "per_prompt").mkdir(parents=True, exist_ok=True)
     gen = GenerateConfig(model=cfg.model, seed=cfg.seed, guidance=cfg.guidance, guidance_min_sigma=cfg.guidance_min_sigma,
-                         guide=cfg.guide)
+                         guide=cfg.guide, view_depth=cfg.view_depth)
     pipe = pipe or GeneratePipeline.from_config(dataclasses.replace(gen, candidates=cfg.candidates or gen.candidates))
     refs = canonical_meshes()
     rows = []
@@ -335,6 +368,6 @@ def write_prompts_file(path: str | Path, n: int | None = None, seed: int = 0) ->
     return len(items)
 
 
-__all__ = ["EvalConfig", "canonical_meshes", "classify_mesh", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
+__all__ = ["EvalConfig", "canonical_meshes", "classify_mesh", "fused_viewset", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
            "reference_loo_psnr", "reference_spec", "run_eval",
            "summarise", "write_prompts_file"]

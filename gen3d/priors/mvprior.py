@@ -85,7 +85,8 @@ def rig_camera_vectors(rig: PriorRig) -> Tensor:
 @dataclass
 class GeneratedViews:
     """V views per prompt: rgb (N, V, 3, H, W) in [0, 1] on white, alpha (N, V, H, W), depth
-    (N, V, H, W) camera z (0 off the object), the rig's cameras, and sampling facts."""
+    (N, V, H, W) camera z (0 off the object), the rig's cameras, and sampling facts. ``prior_depth``:
+    the decoded depth, kept when ``depth`` has been replaced (``gen3d generate`` fuses it with the fit)."""
 
     rgb: Tensor
     alpha: Tensor
@@ -94,12 +95,15 @@ class GeneratedViews:
     latents: Tensor
     nfe: int
     info: dict[str, Any]
+    prior_depth: Tensor | None = None
 
     def select(self, index: int) -> "GeneratedViews":
         """The views of one prompt (or candidate) as a set of its own (N = 1)."""
         V = self.rgb.shape[1]
+        pd = None if self.prior_depth is None else self.prior_depth[index : index + 1]
         return dataclasses.replace(self, rgb=self.rgb[index : index + 1], alpha=self.alpha[index : index + 1],
-                                   depth=self.depth[index : index + 1], latents=self.latents[index * V : (index + 1) * V])
+                                   depth=self.depth[index : index + 1], latents=self.latents[index * V : (index + 1) * V],
+                                   prior_depth=pd)
 
 
 GUIDES = ("text", "weak")

@@ -113,6 +113,9 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
             f"  - class accuracy {s['class_accuracy']:.3f} (target 0.80; the same rule on ground-truth meshes: "
             f"{s.get('reference_class_accuracy', float('nan')):.3f})",
             (f"  - leave-one-view-out PSNR {loo:.2f} dB (target 22)" if loo is not None else "  - leave-one-view-out PSNR: not run")
+            + (f" on the views as `gen3d generate` saves them (depth rendered from the fit to all views); with the "
+               f"depth the prior decoded: {s['loo_psnr_prior_depth_mean']:.2f} dB"
+               if s.get("loo_psnr_prior_depth_mean") is not None else "")
             + (f"; the same protocol on ground-truth renders of the first {s['reference_loo_prompts']} combinations: "
                f"{s['reference_loo_psnr']:.2f} dB" if s.get("reference_loo_psnr") is not None else ""),
             f"  - F-score against the canonical class mesh {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -88,6 +89,14 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     assert res["summary"]["reference_loo_prompts"] == 1 and 5 < res["summary"]["reference_loo_psnr"] < 60
     assert "ground-truth renders of the first 1" in (tmp_path / "ev" / "eval.md").read_text()
     assert (tmp_path / "ev" / "eval.md").is_file() and (tmp_path / "ev" / "eval.json").is_file()
+    # The views' depth is gen3d generate's (fused with the fit); the same protocol also runs on the prior's own depth.
+    assert row["loo_psnr_prior_depth"] is not None and 0 < row["loo_psnr_prior_depth"] < 100
+    assert res["summary"]["loo_psnr_prior_depth_mean"] == pytest.approx(row["loo_psnr_prior_depth"])
+    assert "with the prior's own depth" in (tmp_path / "ev" / "eval.md").read_text()
+    prior = run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev_prior"), chamfer_points=500, reference_loo=0),
+                     pipe=GeneratePipeline.from_config(dataclasses.replace(pipe.config, view_depth="prior")), quiet=True)
+    assert prior["rows"][0]["loo_psnr_prior_depth"] is None and "loo_psnr_prior_depth_mean" not in prior["summary"]
+    assert prior["rows"][0]["loo_psnr"] == pytest.approx(row["loo_psnr_prior_depth"], abs=1e-4)  # the same views and fit
 
 
 def test_mean_breakdown_caps_infinite_psnr_but_not_pixel_counts():
@@ -125,7 +134,10 @@ def test_eval_passes_guidance_and_candidates_to_generate(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev")), quiet=True)
     assert seen[-1].guidance is None and seen[-1].candidates == gen.GenerateConfig().candidates
-    assert seen[-1].guidance_min_sigma is None
+    assert seen[-1].guidance_min_sigma is None and seen[-1].view_depth == "fit"
+    with pytest.raises(Stop):
+        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), view_depth="prior"), quiet=True)
+    assert seen[-1].view_depth == "prior"
 
 
 def test_eval_cli_passes_sampling_flags(tmp_path, monkeypatch):
@@ -135,9 +147,10 @@ def test_eval_cli_passes_sampling_flags(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(evg, "run_eval", lambda cfg, quiet=False: seen.append(cfg))
     rc = main(["eval", "generate", "--prompts", "p.jsonl", "--out", str(tmp_path / "ev"), "--guidance", "2.5",
-               "--guidance-min-sigma", "1.5", "--candidates", "3"])
+               "--guidance-min-sigma", "1.5", "--candidates", "3", "--view-depth", "prior"])
     assert rc == 0
     assert (seen[-1].guidance, seen[-1].guidance_min_sigma, seen[-1].candidates) == (2.5, 1.5, 3)
+    assert seen[-1].view_depth == "prior"
 
 
 def test_silhouette_map_colours_excess_and_missing():

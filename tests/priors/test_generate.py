@@ -146,3 +146,40 @@ def test_guide_flag_chooses_autoguidance_and_says_what_is_missing(tiny_prior, tm
     assert rc == 0
     r = json.loads((tmp_path / "a" / "result.json").read_text())
     assert r["request"]["guide"] == "weak" and (tmp_path / "a" / "mesh.glb").is_file()
+
+
+def test_view_depth_fit_saves_the_fitted_depth_and_keeps_the_priors(tiny_prior, tmp_path):
+    from gen3d.data.dataset import DEPTH_SCALE, load_views
+    from gen3d.recon.consistency import depth_from_fit
+
+    out = tmp_path / "fit"
+    assert main(["generate", "a red mug", "--out", str(out), "--model", str(tiny_prior), "--seed", "2", "--quiet", *FAST]) == 0
+    tf = json.loads((out / "views" / "transforms.json").read_text())
+    assert tf["gen3d"]["view_depth"] == "fit"
+    assert sorted(p.name for p in (out / "views" / "depth_prior").iterdir()) == [f"v00{i}.png" for i in range(4)]
+    r = json.loads((out / "result.json").read_text())
+    assert "view_depth" in r["timings"] and r["generate_config"]["view_depth"] == "fit"
+
+    cfg = GenerateConfig(model=str(tiny_prior), steps=2, device="cpu", candidates=2)
+    cfg = dataclasses.replace(cfg, recon=dataclasses.replace(cfg.recon, gaussians=dataclasses.replace(
+        cfg.recon.gaussians, iters=20, init_points=500), mesh_views=6, mesh_res=32, preview_frames=2, preview_res=32))
+    res = GeneratePipeline.from_config(cfg)("a red mug", out=tmp_path / "api", seed=2, quiet=True)
+    g = res.views
+    # the prior's decoded depth is kept; the views' depth is the fit's inside the masks, the prior's elsewhere
+    sampled = GeneratePipeline.from_config(cfg).sample_views(["a red mug"] * 2, seed=2).select(res.chosen)
+    assert torch.allclose(g.prior_depth, sampled.depth, atol=1e-4)
+    with torch.no_grad():
+        rr = res.representation.render(g.cameras)
+    expect = depth_from_fit(g.prior_depth[0], g.alpha[0], rr.depth.cpu(), rr.alpha.cpu())
+    assert torch.allclose(g.depth[0], expect, atol=1e-5)
+    changed = (g.depth[0] - g.prior_depth[0]).abs() > 1e-3
+    assert changed.any() and not changed[g.alpha[0] < 0.5].any()
+    saved = load_views(tmp_path / "api" / "views")
+    assert torch.allclose(saved.depths, g.depth[0], atol=DEPTH_SCALE)
+    # "prior" saves the decoded depth as it is, and nothing else
+    res_p = GeneratePipeline.from_config(dataclasses.replace(cfg, view_depth="prior"))("a red mug", out=tmp_path / "p", seed=2,
+                                                                                       quiet=True)
+    assert res_p.views.prior_depth is None and torch.allclose(res_p.views.depth, g.prior_depth, atol=1e-4)
+    assert not (tmp_path / "p" / "views" / "depth_prior").exists()
+    with pytest.raises(ConfigError, match="view_depth"):
+        GeneratePipeline.from_config(dataclasses.replace(cfg, view_depth="mesh"))

@@ -266,3 +266,17 @@ def test_autoguidance_with_a_weak_denoiser_saves_loads_and_guides(tiny_prior, tm
         (tmp_path / "broken" / name).symlink_to(src, target_is_directory=src.is_dir())
     with pytest.raises(DataError, match="weak_denoiser"):
         MultiViewPrior.from_pretrained(tmp_path / "broken")
+
+
+def test_model_card_names_which_depth_the_consistency_figure_used():
+    from gen3d.priors.ship import model_card
+
+    data = {"n": 10, "views": 4, "res": 64, "config": {"captions": 4, "rig": {}}}
+    summary = {"prompts": 54, "color_accuracy": 0.95, "class_accuracy": 0.85, "fscore_mean": 0.5, "fit_psnr_mean": 40.0,
+               "loo_psnr_mean": 22.5, "reference_loo_psnr": 22.1, "reference_loo_prompts": 12, "targets": {}}
+    stage = {"training": {"steps": 1, "batch_size": 1, "views": 4, "seconds": 1.0, "objects": 10, "device": "cpu", "config": {}}}
+    fused = model_card(stage, {}, data, {"summary": {**summary, "loo_psnr_prior_depth_mean": 21.7}}, 1.0, "cpu", "")
+    assert "leave-one-view-out PSNR 22.50 dB (target 22) on the views as `gen3d generate` saves them" in fused
+    assert "with the depth the prior decoded: 21.70 dB" in fused and "first 12 combinations: 22.10 dB" in fused
+    plain = model_card(stage, {}, data, {"summary": summary}, 1.0, "cpu", "")
+    assert "leave-one-view-out PSNR 22.50 dB (target 22); the same protocol" in plain and "decoded" not in plain
