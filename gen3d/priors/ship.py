@@ -38,7 +38,10 @@ def training_stages(training: dict) -> list[dict]:
 
 
 def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: dict | None, size_mb: float,
-               hardware: str, history: str, stage_configs: list[str] | None = None, sampling: dict | None = None) -> str:
+               hardware: str, history: str, stage_configs: list[str] | None = None, sampling: dict | None = None,
+               other_seeds: list[dict] | None = None) -> str:
+    """The model card; ``other_seeds``: more runs of the same evaluation at other seeds (their ``config.seed``),
+    each listed with its figures, and the targets line says at which seeds every target was met."""
     t = prior_meta.get("training", {})
     cfg = t.get("config", {})
     stages = training_stages(t)
@@ -120,8 +123,18 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
                f"{s['reference_loo_psnr']:.2f} dB" if s.get("reference_loo_psnr") is not None else ""),
             f"  - F-score against the canonical class mesh {s['fscore_mean']:.3f}; fit PSNR {s['fit_psnr_mean']:.2f} dB",
         ]
-        missed = [k for k, v in s.get("targets", {}).items() if not v["met"]]
-        lines.append(f"- Targets not met: {', '.join(missed)}." if missed else "- All evaluation targets met.")
+        runs = [evaluation, *(other_seeds or [])]
+        for o in runs[1:]:
+            t = o["summary"]
+            lines.append(f"  - the same at seed {o['config']['seed']}: colour {t['color_accuracy']:.3f}, class "
+                         f"{t['class_accuracy']:.3f}, leave-one-view-out {t['loo_psnr_mean']:.2f} dB"
+                         + (f" ({t['loo_psnr_prior_depth_mean']:.2f} dB with the prior's depth)"
+                            if t.get("loo_psnr_prior_depth_mean") is not None else "")
+                         + f", F-score {t['fscore_mean']:.3f}")
+        for o in runs:
+            missed = [k for k, v in o["summary"].get("targets", {}).items() if not v["met"]]
+            at = f" at seed {o.get('config', {}).get('seed', 0)}" if len(runs) > 1 else ""
+            lines.append(f"- Targets not met{at}: {', '.join(missed)}." if missed else f"- All evaluation targets met{at}.")
     else:
         lines.append("- Generation: not evaluated yet.")
     lines += [
@@ -161,9 +174,11 @@ def reproduce_lines(stages: list[dict], last_rig: dict, stage_configs: list[str]
 
 def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str | Path, evaluation: str | Path | None,
          hardware: str, history: str, stage_configs: list[str] | None = None,
-         guidance: float | None = None, sampler: str | None = None, steps: int | None = None) -> dict[str, Any]:
+         guidance: float | None = None, sampler: str | None = None, steps: int | None = None,
+         other_seeds: list[str | Path] | None = None) -> dict[str, Any]:
     """Write the shipped folder (float16) and its card; ``guidance``, ``sampler`` and ``steps`` replace the
-    default guidance scale, sampler and number of sampler steps."""
+    default guidance scale, sampler and number of sampler steps; ``other_seeds``: eval.json files of the same
+    evaluation at other seeds, listed in the card."""
     import dataclasses
 
     from gen3d.errors import ConfigError
@@ -193,7 +208,8 @@ def ship(prior_dir: str | Path, ae_eval: str | Path, data: str | Path, dest: str
         meta["generate_eval"] = ev["summary"]
     prior.save_pretrained(dest, meta=meta, half=True)
     card = model_card(meta, ae, read_json(Path(data) / "dataset.json"), ev, _size_mb(Path(dest)), hardware, history,
-                      stage_configs, sampling=dataclasses.asdict(prior.spec.sampling))
+                      stage_configs, sampling=dataclasses.asdict(prior.spec.sampling),
+                      other_seeds=[read_json(f) for f in other_seeds or []])
     write_text(Path(dest) / "MODEL_CARD.md", card)
     return {"dest": str(dest), "size_mb": _size_mb(Path(dest))}
 
@@ -212,9 +228,11 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None, help="replace the default guidance scale")
     ap.add_argument("--sampler", default=None, help="replace the default sampler")
     ap.add_argument("--steps", type=int, default=None, help="replace the default number of sampler steps")
+    ap.add_argument("--other-seed-eval", action="append", default=[], metavar="EVAL_JSON",
+                    help="the same evaluation at another seed, listed in the card (repeatable)")
     a = ap.parse_args()
     print(json.dumps(ship(a.prior, a.ae_eval, a.data, a.dest, a.eval, a.hardware, a.history, a.stage_config, a.guidance,
-                          a.sampler, a.steps)))
+                          a.sampler, a.steps, a.other_seed_eval)))
 
 
 if __name__ == "__main__":

@@ -280,3 +280,12 @@ def test_model_card_names_which_depth_the_consistency_figure_used():
     assert "with the depth the prior decoded: 21.70 dB" in fused and "first 12 combinations: 22.10 dB" in fused
     plain = model_card(stage, {}, data, {"summary": summary}, 1.0, "cpu", "")
     assert "leave-one-view-out PSNR 22.50 dB (target 22); the same protocol" in plain and "decoded" not in plain
+    # another seed's run is listed, and the targets line says at which seed each target held
+    met = {"class_accuracy": {"target": 0.8, "value": 0.85, "met": True}}
+    seed1 = {**summary, "class_accuracy": 0.72, "loo_psnr_mean": 24.0, "loo_psnr_prior_depth_mean": 21.9,
+             "targets": {"class_accuracy": {"target": 0.8, "value": 0.72, "met": False}}}
+    both = model_card(stage, {}, data, {"summary": {**summary, "targets": met}, "config": {"seed": 0}}, 1.0, "cpu", "",
+                      other_seeds=[{"summary": seed1, "config": {"seed": 1}}])
+    assert "the same at seed 1: colour 0.950, class 0.720, leave-one-view-out 24.00 dB (21.90 dB with the prior's depth)" in both
+    assert "- All evaluation targets met at seed 0." in both and "- Targets not met at seed 1: class_accuracy." in both
+    assert "- All evaluation targets met." in plain
