@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from gen3d.config import to_dict
 from gen3d.errors import ConfigError
@@ -211,13 +210,10 @@ class GeneratePipeline:
         """``g`` with view set ``index``'s depth rendered from ``representation`` (fitted to those views)
         inside their masks (:func:`gen3d.recon.consistency.depth_from_fit`); the decoded depth is kept
         as ``g.prior_depth``."""
-        from gen3d.recon.consistency import depth_from_fit
+        from gen3d.recon.consistency import rendered_depth_from_fit
 
-        with torch.no_grad():
-            r = representation.render(g.cameras)
         depth = g.depth.clone()
-        depth[index] = depth_from_fit(g.depth[index].float(), g.alpha[index].float(), r.depth.float().cpu(),
-                                      r.alpha.float().cpu()).to(depth.dtype)
+        depth[index] = rendered_depth_from_fit(representation, g.cameras, g.depth[index], g.alpha[index]).to(depth.dtype)
         return dataclasses.replace(g, depth=depth, prior_depth=g.depth if g.prior_depth is None else g.prior_depth)
 
     def __call__(self, prompt: str, out: str | Path | None = None, seed: int | None = None, quiet: bool = False) -> GenerateResult:

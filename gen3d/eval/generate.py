@@ -237,16 +237,11 @@ def reference_spec(item: dict[str, Any], index: int):
 def fused_viewset(views, recon_cfg):
     """``views`` with their depth as ``gen3d generate`` saves it (``view_depth="fit"``): rendered from
     the reconstruction ``recon_cfg`` (a ``ReconstructConfig``) fitted to all of them, inside each mask."""
-    import torch
-
     from gen3d.pipelines.reconstruct import fit
-    from gen3d.recon.consistency import depth_from_fit
+    from gen3d.recon.consistency import rendered_depth_from_fit
 
     rep = fit(views, recon_cfg, None, quiet=True).representation
-    with torch.no_grad():
-        r = rep.render(views.cameras)
-    return dataclasses.replace(views, depths=depth_from_fit(views.depths.float(), views.masks.float(), r.depth.float().cpu(),
-                                                             r.alpha.float().cpu()))
+    return dataclasses.replace(views, depths=rendered_depth_from_fit(rep, views.cameras, views.depths, views.masks))
 
 
 def reference_loo_psnr(pipe, items: list[dict[str, Any]], n: int, loo: str = "one") -> float | None:

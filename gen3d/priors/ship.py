@@ -125,12 +125,12 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         ]
         runs = [evaluation, *(other_seeds or [])]
         for o in runs[1:]:
-            t = o["summary"]
-            lines.append(f"  - the same at seed {o['config']['seed']}: colour {t['color_accuracy']:.3f}, class "
-                         f"{t['class_accuracy']:.3f}, leave-one-view-out {t['loo_psnr_mean']:.2f} dB"
-                         + (f" ({t['loo_psnr_prior_depth_mean']:.2f} dB with the prior's depth)"
-                            if t.get("loo_psnr_prior_depth_mean") is not None else "")
-                         + f", F-score {t['fscore_mean']:.3f}")
+            so = o["summary"]
+            lines.append(f"  - the same at seed {o['config']['seed']}: colour {so['color_accuracy']:.3f}, class "
+                         f"{so['class_accuracy']:.3f}, leave-one-view-out {so['loo_psnr_mean']:.2f} dB"
+                         + (f" ({so['loo_psnr_prior_depth_mean']:.2f} dB with the prior's depth)"
+                            if so.get("loo_psnr_prior_depth_mean") is not None else "")
+                         + f", F-score {so['fscore_mean']:.3f}")
         for o in runs:
             missed = [k for k, v in o["summary"].get("targets", {}).items() if not v["met"]]
             at = f" at seed {o.get('config', {}).get('seed', 0)}" if len(runs) > 1 else ""

@@ -107,4 +107,12 @@ def depth_from_fit(
     return torch.where(use, rd, depths)
 
 
-__all__ = ["depth_from_fit", "leave_one_out_hull_iou", "raycast_silhouettes"]
+def rendered_depth_from_fit(representation, cams: Cameras, depths: Float[Tensor, "V H W"],
+                            masks: Float[Tensor, "V H W"]) -> Float[Tensor, "V H W"]:
+    """:func:`depth_from_fit` with ``representation`` (fitted to these views) rendered at ``cams``; on the CPU."""
+    with torch.no_grad():
+        r = representation.render(cams)
+    return depth_from_fit(depths.float().cpu(), masks.float().cpu(), r.depth.float().cpu(), r.alpha.float().cpu())
+
+
+__all__ = ["depth_from_fit", "leave_one_out_hull_iou", "raycast_silhouettes", "rendered_depth_from_fit"]
