@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = esub.add_parser(
         "generate", help="generate every prompt of a JSON Lines file and score the results",
         description='FILE holds one {"prompt": ..., "class": ..., "color": ...} per line (names from '
-        "`gen3d data catalogue`). Scores colour accuracy, class accuracy (nearest canonical class mesh by "
-        "Chamfer distance), F-score, fit PSNR and leave-one-view-out PSNR; prints a table, writes DIR/eval.json "
+        "`gen3d data catalogue`). Scores colour accuracy, class accuracy (nearest class by Chamfer distance to "
+        "its canonical mesh and its parameter extremes; the canonical-mesh-only rule is reported too), F-score, fit PSNR and leave-one-view-out PSNR; prints a table, writes DIR/eval.json "
         "and DIR/eval.md. A re-run skips prompts already scored.")
     add_common_flags(g)
     g.add_argument("--prompts", metavar="FILE", help="JSON Lines prompts (see `gen3d eval prompts`)")

@@ -114,7 +114,9 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
             + "):",
             f"  - colour accuracy {s['color_accuracy']:.3f} (target 0.90)",
             f"  - class accuracy {s['class_accuracy']:.3f} (target 0.80; the same rule on ground-truth meshes: "
-            f"{s.get('reference_class_accuracy', float('nan')):.3f})",
+            f"{s.get('reference_class_accuracy', float('nan')):.3f})"
+            + (f"; with the canonical-mesh rule: {s['class_accuracy_canonical']:.3f} (ground truth "
+               f"{s.get('reference_class_accuracy_canonical', float('nan')):.3f})" if "class_accuracy_canonical" in s else ""),
             (f"  - leave-one-view-out PSNR {loo:.2f} dB (target 22)" if loo is not None else "  - leave-one-view-out PSNR: not run")
             + (f" on the views as `gen3d generate` saves them (depth rendered from the fit to all views); with the "
                f"depth the prior decoded: {s['loo_psnr_prior_depth_mean']:.2f} dB"
@@ -126,15 +128,23 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
         runs = [evaluation, *(other_seeds or [])]
         for o in runs[1:]:
             so = o["summary"]
+            loo_o = (f"leave-one-view-out {so['loo_psnr_mean']:.2f} dB" if so.get("loo_psnr_mean") is not None
+                     else "leave-one-view-out not run")
+            canon_o = (f" (canonical-mesh rule {so['class_accuracy_canonical']:.3f})"
+                       if "class_accuracy_canonical" in so else "")
             lines.append(f"  - the same at seed {o['config']['seed']}: colour {so['color_accuracy']:.3f}, class "
-                         f"{so['class_accuracy']:.3f}, leave-one-view-out {so['loo_psnr_mean']:.2f} dB"
+                         f"{so['class_accuracy']:.3f}{canon_o}, {loo_o}"
                          + (f" ({so['loo_psnr_prior_depth_mean']:.2f} dB with the prior's depth)"
                             if so.get("loo_psnr_prior_depth_mean") is not None else "")
                          + f", F-score {so['fscore_mean']:.3f}")
         for o in runs:
-            missed = [k for k, v in o["summary"].get("targets", {}).items() if not v["met"]]
+            targets = {k: v for k, v in o["summary"].get("targets", {}).items() if v.get("value") is not None}
+            missed = [k for k, v in targets.items() if not v["met"]]
+            unrun = [k for k in o["summary"].get("targets", {}) if k not in targets]
             at = f" at seed {o.get('config', {}).get('seed', 0)}" if len(runs) > 1 else ""
-            lines.append(f"- Targets not met{at}: {', '.join(missed)}." if missed else f"- All evaluation targets met{at}.")
+            lines.append((f"- Targets not met{at}: {', '.join(missed)}." if missed else
+                          f"- {'All evaluation targets' if not unrun else 'Evaluation targets run'} met{at}.")
+                         + (f" Not run: {', '.join(unrun)}." if unrun else ""))
     else:
         lines.append("- Generation: not evaluated yet.")
     lines += [

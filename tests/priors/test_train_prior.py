@@ -289,3 +289,14 @@ def test_model_card_names_which_depth_the_consistency_figure_used():
     assert "the same at seed 1: colour 0.950, class 0.720, leave-one-view-out 24.00 dB (21.90 dB with the prior's depth)" in both
     assert "- All evaluation targets met at seed 0." in both and "- Targets not met at seed 1: class_accuracy." in both
     assert "- All evaluation targets met." in plain
+    # a seed run without leave-one-view-out fits (--loo none) says so instead of failing or reporting a miss,
+    # and the canonical-mesh class rule is quoted where the run has it
+    seed2 = {**summary, "loo_psnr_mean": None, "class_accuracy_canonical": 0.7,
+             "targets": {"class_accuracy": {"target": 0.8, "value": 0.85, "met": True},
+                         "loo_psnr": {"target": 22.0, "value": None, "met": False}}}
+    three = model_card(stage, {}, data, {"summary": {**summary, "targets": met, "class_accuracy_canonical": 0.8,
+                                                     "reference_class_accuracy_canonical": 0.9}, "config": {"seed": 0}},
+                       1.0, "cpu", "", other_seeds=[{"summary": seed2, "config": {"seed": 2}}])
+    assert "class 0.850 (canonical-mesh rule 0.700), leave-one-view-out not run" in three
+    assert "- Evaluation targets run met at seed 2. Not run: loo_psnr." in three
+    assert "with the canonical-mesh rule: 0.800 (ground truth 0.900)" in three
