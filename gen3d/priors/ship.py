@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,11 @@ def model_card(prior_meta: dict, ae_eval: dict, data_index: dict, evaluation: di
                          + (f" ({so['loo_psnr_prior_depth_mean']:.2f} dB with the prior's depth)"
                             if so.get("loo_psnr_prior_depth_mean") is not None else "")
                          + f", F-score {so['fscore_mean']:.3f}")
+        if len(runs) > 1:  # every run scores the same prompts, so the pooled accuracy is the mean over seeds
+            pooled = statistics.fmean(o["summary"]["class_accuracy"] for o in runs)
+            canon = [o["summary"].get("class_accuracy_canonical") for o in runs]
+            lines.append(f"  - class accuracy over the {len(runs)} seeds: {pooled:.3f}"
+                         + (f" (canonical-mesh rule {statistics.fmean(canon):.3f})" if None not in canon else ""))
         for o in runs:
             targets = {k: v for k, v in o["summary"].get("targets", {}).items() if v.get("value") is not None}
             missed = [k for k, v in targets.items() if not v["met"]]

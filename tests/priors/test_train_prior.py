@@ -300,3 +300,5 @@ def test_model_card_names_which_depth_the_consistency_figure_used():
     assert "class 0.850 (canonical-mesh rule 0.700), leave-one-view-out not run" in three
     assert "- Evaluation targets run met at seed 2. Not run: loo_psnr." in three
     assert "with the canonical-mesh rule: 0.800 (ground truth 0.900)" in three
+    assert "class accuracy over the 2 seeds: 0.850 (canonical-mesh rule 0.750)" in three
+    assert "over the" not in plain  # one run: no pooled line
