@@ -222,6 +222,25 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
     }
 
 
+def rescore_class(row: dict[str, Any], folder: Path, rules: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its class fields from both rules, classifying ``folder``/mesh.glb again (a row of a
+    run scored before the exemplar rule holds the canonical rule's verdict as ``pred_class``)."""
+    import trimesh
+
+    if not folder.is_dir():
+        raise DataError(f"{folder} is missing: cannot re-score prompt {row.get('index')} ({row.get('prompt')!r}) with "
+                        "the current class rules; delete its per_prompt row to evaluate it again")
+    path = folder / "mesh.glb"  # as in evaluate_prompt: no mesh (an empty one is not written) has no class
+    mesh = trimesh.load(path, force="mesh", process=False) if path.is_file() else None
+    pred, pred_canonical, dists = None, None, {}
+    if mesh is not None and len(mesh.faces):
+        pred, dists = rules["exemplars"](mesh)
+        pred_canonical, _ = rules["canonical"](mesh)
+    return {**row, "pred_class": pred, "class_ok": pred == row["class"], "pred_class_canonical": pred_canonical,
+            "class_ok_canonical": pred_canonical == row["class"],
+            "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]}}
+
+
 def reference_class_accuracy(items: list[dict[str, Any]], rule) -> float:
     """The class rule ``rule`` (a ``ClassRule``) on ground-truth meshes of the prompts' combinations."""
     from gen3d.data.objects import CLASS_BY_NAME
@@ -357,6 +376,9 @@ def run_eval(cfg: EvalConfig, pipe=None, quiet: bool = False) -> dict[str, Any]:
         if rp.is_file():
             row = read_json(rp)
             if row.get("prompt") == it["prompt"]:
+                if "pred_class_canonical" not in row:  # scored before the exemplar rule: re-classify its mesh
+                    row = rescore_class(row, out / row.get("folder", ""), rules)
+                    write_json(rp, row)
                 rows.append(row)
                 continue
         row = evaluate_prompt(pipe, it, i, out / f"{i:04d}_{slug(it['prompt'])}", refs, cfg, rules)
@@ -387,6 +409,6 @@ def write_prompts_file(path: str | Path, n: int | None = None, seed: int = 0) ->
     return len(items)
 
 
-__all__ = ["EvalConfig", "canonical_meshes", "class_rules", "classify_mesh", "fused_viewset", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
+__all__ = ["EvalConfig", "canonical_meshes", "class_rules", "classify_mesh", "rescore_class", "fused_viewset", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
            "reference_loo_psnr", "reference_spec", "run_eval",
            "summarise", "write_prompts_file"]

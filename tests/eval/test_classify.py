@@ -51,3 +51,20 @@ def test_exemplar_rule_reads_proportions_as_shape_not_class():
     # and the canonical shapes stay themselves
     for cls in CLASSES:
         assert ex(_shape(cls))[0] == cls
+
+
+def test_rescore_class_reads_the_saved_mesh_with_both_rules(tmp_path):
+    from gen3d.errors import DataError
+    from gen3d.eval.generate import rescore_class
+
+    rules = {r: ClassRule.build(r, 800, meshes=class_meshes(r, CLASSES)) for r in ("exemplars", "canonical")}
+    (tmp_path / "0006_cone").mkdir()
+    _shape("cone", height=2.2).export(tmp_path / "0006_cone" / "mesh.glb")
+    old = {"index": 6, "prompt": "a tall cone", "class": "cone", "pred_class": "rocket", "class_ok": False,
+           "folder": "0006_cone", "fscore": 0.1}
+    row = rescore_class(old, tmp_path / "0006_cone", rules)
+    assert (row["pred_class"], row["class_ok"]) == ("cone", True)  # the exemplar rule
+    assert (row["pred_class_canonical"], row["class_ok_canonical"]) == ("rocket", False)
+    assert row["fscore"] == 0.1 and next(iter(row["chamfer_to_class"])) == "cone"
+    with pytest.raises(DataError, match="delete its per_prompt row"):
+        rescore_class(old, tmp_path / "gone", rules)

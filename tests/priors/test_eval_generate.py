@@ -105,6 +105,22 @@ def test_eval_end_to_end_on_a_tiny_prior(tiny_prior, tmp_path):
     assert row["loo_psnr_prior_depth"] is not None and 0 < row["loo_psnr_prior_depth"] < 100
     assert res["summary"]["loo_psnr_prior_depth_mean"] == pytest.approx(row["loo_psnr_prior_depth"])
     assert "with the prior's own depth" in (tmp_path / "ev" / "eval.md").read_text()
+    # A row scored before the exemplar rule (no canonical verdict; pred_class was the canonical rule's) is
+    # re-classified from its saved mesh when the run resumes, and a missing mesh is named.
+    rp = tmp_path / "ev" / "per_prompt" / "0000.json"
+    old = {k: v for k, v in json.loads(rp.read_text()).items() if k not in ("pred_class_canonical", "class_ok_canonical")}
+    rp.write_text(json.dumps({**old, "pred_class": "bogus", "class_ok": True}))
+    again = run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), chamfer_points=500, reference_loo=0),
+                     pipe=pipe, quiet=True)["rows"][0]
+    assert again["pred_class"] == row["pred_class"] and again["class_ok"] == row["class_ok"]
+    assert again["pred_class_canonical"] == row["pred_class_canonical"] and json.loads(rp.read_text()) == again
+    rp.write_text(json.dumps(old))
+    import shutil
+
+    shutil.rmtree(tmp_path / "ev" / row["folder"])
+    with pytest.raises(DataError, match="is missing: cannot re-score prompt 0"):
+        run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev"), chamfer_points=500, reference_loo=0), pipe=pipe,
+                 quiet=True)
     prior = run_eval(EvalConfig(prompts=str(f), out=str(tmp_path / "ev_prior"), chamfer_points=500, reference_loo=0),
                      pipe=GeneratePipeline.from_config(dataclasses.replace(pipe.config, view_depth="prior")), quiet=True)
     assert prior["rows"][0]["loo_psnr_prior_depth"] is None and "loo_psnr_prior_depth_mean" not in prior["summary"]
