@@ -77,12 +77,11 @@ def canonical_meshes() -> dict[str, Any]:
 
 
 def classify_mesh(mesh, refs: dict[str, Any], n_points: int = 4000, seed: int = 0) -> tuple[str, dict[str, float]]:
-    """Nearest canonical class mesh by symmetric Chamfer distance after per-shape bbox normalisation."""
-    from gen3d.geometry.metrics import mesh_metrics
+    """Nearest of ``refs`` (class name -> one mesh) by symmetric Chamfer distance after per-shape bbox
+    normalisation: the canonical-mesh rule when ``refs`` is :func:`canonical_meshes`."""
+    from gen3d.eval.classify import ClassRule
 
-    d = {name: float(mesh_metrics(mesh, ref, n_points=n_points, normalization="each_bbox", seed=seed).chamfer_l1)
-         for name, ref in refs.items()}
-    return min(d, key=d.get), d
+    return ClassRule.build("canonical", n_points, seed, meshes={k: [m] for k, m in refs.items()})(mesh)
 
 
 def class_rules(n_points: int) -> dict[str, Any]:
