@@ -408,6 +408,19 @@ def write_prompts_file(path: str | Path, n: int | None = None, seed: int = 0) ->
     return len(items)
 
 
-__all__ = ["EvalConfig", "canonical_meshes", "class_rules", "classify_mesh", "rescore_class", "fused_viewset", "heldout_prompt_items", "mean_breakdown", "read_eval_prompts",
-           "reference_loo_psnr", "reference_spec", "run_eval",
-           "summarise", "write_prompts_file"]
+__all__ = [
+    "EvalConfig",
+    "canonical_meshes",
+    "class_rules",
+    "classify_mesh",
+    "fused_viewset",
+    "heldout_prompt_items",
+    "mean_breakdown",
+    "read_eval_prompts",
+    "reference_loo_psnr",
+    "reference_spec",
+    "rescore_class",
+    "run_eval",
+    "summarise",
+    "write_prompts_file",
+]
