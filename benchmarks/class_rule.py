@@ -43,10 +43,10 @@ def main() -> None:
 
     from gen3d.data.objects import CLASSES
     from gen3d.data.world import build_object, sample_spec
-    from gen3d.eval.classify import ClassRule
+    from gen3d.eval.generate import class_rules
     from gen3d.utils.io import write_json
 
-    rules = {r: ClassRule.build(r, args.points) for r in ("canonical", "exemplars")}
+    rules = class_rules(args.points)  # the evaluation's two rules
     names = tuple(args.classes.split(",")) if args.classes else tuple(c.name for c in CLASSES)
     pipe = rig = None
     if args.source == "recon":

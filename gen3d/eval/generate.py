@@ -178,7 +178,6 @@ def silhouette_map(rendered: Tensor, target: Tensor) -> np.ndarray:
 def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: dict, cfg: EvalConfig,
                     rules: dict[str, Any] | None = None) -> dict[str, Any]:
     """One prompt's row. ``refs``: the canonical class meshes (F-score); ``rules``: from :func:`class_rules`."""
-    import trimesh
 
     from gen3d.eval.color import color_votes
     from gen3d.geometry.metrics import mesh_metrics
@@ -193,13 +192,9 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
     rgb = r.rgb.detach().cpu().reshape(-1, r.rgb.shape[-2], 3).numpy()
     alpha = r.alpha.detach().cpu().reshape(-1, r.alpha.shape[-1]).numpy()
     votes = color_votes(rgb, alpha > 0.5)
-    mesh = trimesh.load(folder / "mesh.glb", force="mesh", process=False) if (folder / "mesh.glb").is_file() else None
-    rules = rules or class_rules(cfg.chamfer_points)
-    if mesh is None or len(mesh.faces) == 0:
-        pred_cls, pred_canonical, dists, fscore = None, None, {}, 0.0
-    else:
-        pred_cls, dists = rules["exemplars"](mesh)
-        pred_canonical, _ = rules["canonical"](mesh)
+    mesh = _load_mesh(folder)
+    fscore = 0.0
+    if mesh is not None:
         fscore = float(mesh_metrics(mesh, refs[item["class"]], n_points=cfg.chamfer_points, normalization="each_bbox").fscore)
     V = len(views)
     hold = {"one": [index % V], "all": list(range(V)), "none": []}[cfg.loo]
@@ -211,33 +206,41 @@ def evaluate_prompt(pipe, item: dict[str, Any], index: int, folder: Path, refs: 
     return {
         "index": index, "prompt": item["prompt"], "class": item["class"], "color": item["color"],
         "pred_color": votes.name, "color_ok": votes.name == item["color"],
-        "pred_class": pred_cls, "class_ok": pred_cls == item["class"],
-        "pred_class_canonical": pred_canonical, "class_ok_canonical": pred_canonical == item["class"],
+        **class_fields(mesh, item["class"], rules or class_rules(cfg.chamfer_points)),
         "fscore": fscore, "fit_psnr": float(res.metrics.get("train_psnr", float("nan"))),
         "loo_psnr": float(np.mean(loo)) if loo else None, "loo_views": hold, "loo_psnr_prior_depth": loo_prior,
         "loo_breakdown": mean_breakdown(parts),
         "generate_seconds": round(gen_seconds, 2), "folder": folder.name, "candidate": res.chosen,
-        "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]},
     }
+
+
+def _load_mesh(folder: Path):
+    """``folder``/mesh.glb, or None where there is none (an empty mesh is not written) or it has no faces."""
+    import trimesh
+
+    path = folder / "mesh.glb"
+    mesh = trimesh.load(path, force="mesh", process=False) if path.is_file() else None
+    return mesh if mesh is not None and len(mesh.faces) else None
+
+
+def class_fields(mesh, cls: str, rules: dict[str, Any]) -> dict[str, Any]:
+    """A row's class fields: both rules' verdicts on ``mesh`` (None: no class) for the prompt's class ``cls``."""
+    pred, pred_canonical, dists = None, None, {}
+    if mesh is not None:
+        pred, dists = rules["exemplars"](mesh)
+        pred_canonical, _ = rules["canonical"](mesh)
+    return {"pred_class": pred, "class_ok": pred == cls, "pred_class_canonical": pred_canonical,
+            "class_ok_canonical": pred_canonical == cls,
+            "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]}}
 
 
 def rescore_class(row: dict[str, Any], folder: Path, rules: dict[str, Any]) -> dict[str, Any]:
     """``row`` with its class fields from both rules, classifying ``folder``/mesh.glb again (a row of a
     run scored before the exemplar rule holds the canonical rule's verdict as ``pred_class``)."""
-    import trimesh
-
     if not folder.is_dir():
         raise DataError(f"{folder} is missing: cannot re-score prompt {row.get('index')} ({row.get('prompt')!r}) with "
                         "the current class rules; delete its per_prompt row to evaluate it again")
-    path = folder / "mesh.glb"  # as in evaluate_prompt: no mesh (an empty one is not written) has no class
-    mesh = trimesh.load(path, force="mesh", process=False) if path.is_file() else None
-    pred, pred_canonical, dists = None, None, {}
-    if mesh is not None and len(mesh.faces):
-        pred, dists = rules["exemplars"](mesh)
-        pred_canonical, _ = rules["canonical"](mesh)
-    return {**row, "pred_class": pred, "class_ok": pred == row["class"], "pred_class_canonical": pred_canonical,
-            "class_ok_canonical": pred_canonical == row["class"],
-            "chamfer_to_class": {k: round(v, 5) for k, v in sorted(dists.items(), key=lambda kv: kv[1])[:3]}}
+    return {**row, **class_fields(_load_mesh(folder), row["class"], rules)}
 
 
 def reference_class_accuracy(items: list[dict[str, Any]], rule) -> float:
