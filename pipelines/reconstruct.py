@@ -148,7 +148,7 @@ def extract_mesh(rep: Representation, cfg: ReconstructConfig):
     alpha = r.alpha.detach().cpu().numpy()
     return tsdf_fusion(
         r.depth.detach().cpu().numpy(), r.rgb.detach().cpu().numpy(), cams, masks=alpha > 0.5,
-        bounds=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), cfg=cfg.mesh,
+        bounds=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), cfg=cfg.mesh, device=r.depth.device,
     )
 
 

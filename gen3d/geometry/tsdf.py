@@ -3,11 +3,19 @@
 Truncated signed distance fusion (Curless and Levoy 1996; KinectFusion, Newcombe et al. 2011):
 every voxel near an observed surface stores the weighted running mean of
 ``clamp(depth(u, v) - z_voxel, -trunc, trunc) / trunc`` over the views, and the mesh is the zero
-level set (marching cubes). We use open3d's tensor ``VoxelBlockGrid`` on the CPU: it allocates
-only the 8^3-voxel blocks near observed surfaces, integrates a 128^2 view in milliseconds and
-grows its hash map as needed. (open3d 0.20's ``ScalableTSDFVolume`` integrates nothing, and the
-legacy ``UniformTSDFVolume`` was ~4x slower here at 256^3.) Each view adds weight 1 to the voxels
-it sees, so ``weight_threshold`` counts views: a surface must be seen by at least that many.
+level set (marching cubes). Two engines (``MeshExtractConfig.engine``) compute the same fusion:
+
+* ``open3d``: open3d's tensor ``VoxelBlockGrid`` on the CPU. It allocates only the 8^3-voxel blocks
+  near observed surfaces, integrates a 128^2 view in milliseconds and grows its hash map as needed.
+  (open3d 0.20's ``ScalableTSDFVolume`` integrates nothing, and the legacy ``UniformTSDFVolume`` was
+  ~4x slower here at 256^3.)
+* ``torch``: a dense grid over the box of the observed surface (padded by the truncation), integrated
+  with torch on any device (a GPU too), then scikit-image's marching cubes on the cubes whose 8
+  corners are all observed, as open3d does. It needs no open3d, which has no wheels for some
+  platforms and is not installed on the lent GPU machines.
+
+``auto`` (the default) uses open3d where it is installed, else torch. Each view adds weight 1 to the
+voxels it sees, so ``weight_threshold`` counts views: a surface must be seen by at least that many.
 open3d keeps voxels with weight strictly *above* its threshold (its default 3.0 hides surfaces
 seen by 3 views or fewer; 1.0 would hide everything seen once), so we pass ours minus 0.5. The
 default 1 keeps surfaces seen once, which sparse-view reconstruction needs. Floaters seen by a single
@@ -32,6 +40,17 @@ from gen3d.cameras import Cameras
 from gen3d.geometry.cleanup import canonical_order, clean_mesh, from_open3d, keep_faces
 
 Array = np.ndarray | torch.Tensor
+ENGINES = ("auto", "open3d", "torch")
+MAX_DENSE_VOXELS = 64_000_000  # the torch engine's grid: about 3 GB of working memory at this size
+
+
+def resolve_engine(engine: str) -> str:
+    """``engine`` with "auto" replaced by "open3d" where open3d is installed, else "torch"."""
+    if engine != "auto":
+        return engine
+    import importlib.util
+
+    return "open3d" if importlib.util.find_spec("open3d") is not None else "torch"
 
 
 @dataclass(frozen=True)
@@ -46,8 +65,11 @@ class MeshExtractConfig:
     depth_max: float | None = None  # ignore depths beyond this (None: no limit)
     min_component_fraction: float = 0.05  # drop fragments with fewer faces than this share (0: keep all)
     target_faces: int | None = None  # quadric decimation target (None: no decimation)
+    engine: str = "auto"  # "open3d", "torch", or "auto": open3d where it is installed, else torch
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.resolution < 8:
             raise ValueError(f"resolution must be >= 8, got {self.resolution}")
         for name in ("voxel_size", "sdf_trunc", "depth_max"):
@@ -97,6 +119,7 @@ def tsdf_fusion(
     bounds: Float[Array, "2 3"] | None = None,
     weight_threshold: float | None = None,
     cfg: MeshExtractConfig = MeshExtractConfig(),
+    device: str | torch.device = "cpu",
 ) -> trimesh.Trimesh:
     """Fuse V posed depth maps (camera z) and colours into a cleaned, vertex-coloured mesh.
 
@@ -105,6 +128,7 @@ def tsdf_fusion(
     outside it are ignored and the mesh is cropped to it (None: the box of all valid depth
     points). Explicit ``voxel_size`` / ``sdf_trunc`` / ``weight_threshold`` override ``cfg``.
     Then small fragments are removed and the mesh optionally decimated, as ``cfg`` says.
+    device: where the torch engine integrates (open3d always runs on the CPU).
     """
     overrides = {"voxel_size": voxel_size, "sdf_trunc": sdf_trunc, "weight_threshold": weight_threshold}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
@@ -150,10 +174,19 @@ def tsdf_fusion(
     vox = cfg.voxel_size if cfg.voxel_size is not None else max(diag, 1e-6) / cfg.resolution
     trunc = cfg.sdf_trunc if cfg.sdf_trunc is not None else cfg.trunc_voxels * vox
     depth_in = np.where(valid, depths_np, 0.0).astype(np.float32)
-    try:
-        mesh = _integrate(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold)
-    except RuntimeError as e:  # open3d aborts when no voxel block is touched (e.g. a few stray pixels)
-        raise ValueError(f"TSDF fusion found no surface to integrate ({str(e).splitlines()[0][-120:]})") from None
+    engine = resolve_engine(cfg.engine)
+    if engine == "torch":
+        pts = backproject(depths_np, cameras, valid)
+        mesh = _integrate_torch(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold,
+                                np.stack([pts.min(axis=0), pts.max(axis=0)]), device)
+    else:
+        try:
+            mesh = _integrate(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold)
+        except ImportError:
+            raise ImportError("MeshExtractConfig(engine='open3d') needs open3d (pip install open3d); "
+                              "engine='torch' or 'auto' works without it") from None
+        except RuntimeError as e:  # open3d aborts when no voxel block is touched (e.g. a few stray pixels)
+            raise ValueError(f"TSDF fusion found no surface to integrate ({str(e).splitlines()[0][-120:]})") from None
     if len(mesh.faces) == 0:
         raise ValueError(
             "TSDF fusion produced an empty mesh: the views may not overlap enough for "
@@ -214,6 +247,94 @@ def _integrate(
     # open3d keeps voxels whose weight is strictly above its threshold; ours counts views (>=).
     o3d_threshold = float(weight_threshold) - 0.5
     return canonical_order(from_open3d(vbg.extract_triangle_mesh(weight_threshold=o3d_threshold).to_legacy()))
+
+
+@torch.no_grad()
+def _integrate_torch(
+    depths: np.ndarray,
+    colors: np.ndarray,
+    cameras: Cameras,
+    voxel_size: float,
+    sdf_trunc: float,
+    weight_threshold: float,
+    surface_box: np.ndarray,
+    device: str | torch.device,
+) -> trimesh.Trimesh:
+    """The open3d engine's fusion on a dense grid with torch (same voxel lattice, projection and update).
+
+    Voxel centres lie at integer multiples of ``voxel_size``, as in open3d's block grid; the grid
+    covers ``surface_box`` padded by the truncation, which holds every voxel within ``sdf_trunc`` of
+    an observed surface point (voxels farther in front only ever store +1). A view updates a voxel
+    when the voxel projects (pixel ``floor(K @ x)``) onto a valid depth ``d`` with
+    ``d - z >= -sdf_trunc``, storing the running mean of ``min(d - z, sdf_trunc) / sdf_trunc`` and of
+    the pixel's colour, with weight 1 per view.
+    """
+    from skimage.measure import marching_cubes
+
+    dev = torch.device(device)
+    pad = sdf_trunc + 2 * voxel_size
+    lo = np.floor((surface_box[0] - pad) / voxel_size).astype(np.int64)
+    hi = np.ceil((surface_box[1] + pad) / voxel_size).astype(np.int64)
+    shape = tuple(int(n) for n in hi - lo + 1)
+    if int(np.prod(shape)) > MAX_DENSE_VOXELS:
+        raise ValueError(f"the torch TSDF engine would need a dense grid of {shape[0]}x{shape[1]}x{shape[2]} voxels "
+                         f"(at most {MAX_DENSE_VOXELS:,}): use a larger voxel_size or a lower resolution, "
+                         "or engine='open3d', which stores only the blocks near the surface")
+    axes = [(torch.arange(shape[a], device=dev, dtype=torch.float32) + float(lo[a])) * voxel_size for a in range(3)]
+    xyz = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+    n = xyz.shape[0]
+    tsdf = torch.zeros(n, device=dev, dtype=torch.float32)
+    weight = torch.zeros(n, device=dev, dtype=torch.float32)
+    rgb = torch.zeros(n, 3, device=dev, dtype=torch.float32)
+    K = cameras.K.detach().to(dev, torch.float32)
+    w2c = cameras.w2c.detach().to(dev, torch.float32)
+    V, H, W = depths.shape
+    depth_t = torch.from_numpy(depths).to(dev)
+    color_t = torch.from_numpy(np.ascontiguousarray(colors)).to(dev)
+    for i in range(V):
+        if not (depths[i] > 0).any():
+            continue
+        cam = xyz @ w2c[i, :3, :3].T + w2c[i, :3, 3]
+        z = cam[:, 2]
+        zs = z.clamp_min(1e-9)
+        u = torch.floor(K[i, 0, 0] * cam[:, 0] / zs + K[i, 0, 2])
+        v = torch.floor(K[i, 1, 1] * cam[:, 1] / zs + K[i, 1, 2])
+        ok = (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+        idx = ok.nonzero().squeeze(1)
+        pix = (v[idx] * W + u[idx]).long()
+        d = depth_t[i].reshape(-1)[pix]
+        sdf = d - z[idx]
+        upd = (d > 0) & (sdf >= -sdf_trunc)
+        idx, pix = idx[upd], pix[upd]
+        val = (sdf[upd].clamp(max=sdf_trunc) / sdf_trunc).float()
+        w = weight[idx]
+        tsdf[idx] = (tsdf[idx] * w + val) / (w + 1)
+        rgb[idx] = (rgb[idx] * w[:, None] + color_t[i].reshape(-1, 3)[pix]) / (w[:, None] + 1)
+        weight[idx] = w + 1
+    seen = (weight >= weight_threshold - 0.5).reshape(shape)
+    # A cube is meshed only when its 8 corners are all observed, as in open3d's extraction. skimage
+    # tests the mask at a cube's last corner (index + 1 on each axis; checked in the tests).
+    cube_ok = -torch.nn.functional.max_pool3d(-seen[None, None].float(), 2, stride=1)[0, 0] > 0.5
+    mask = torch.zeros(shape, dtype=torch.bool, device=dev)
+    mask[1:, 1:, 1:] = cube_ok
+    values = torch.where(seen, tsdf.reshape(shape), torch.ones((), device=dev)).cpu().numpy()
+    mask_np = mask.cpu().numpy()
+    if not mask_np.any() or not (values[mask_np] < 0).any():
+        return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), process=False)
+    try:
+        verts, faces, _, _ = marching_cubes(values, level=0.0, spacing=(voxel_size,) * 3, mask=mask_np,
+                                            gradient_direction="descent")
+    except (ValueError, RuntimeError):  # no zero crossing inside the mask
+        return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), process=False)
+    from scipy.ndimage import map_coordinates
+
+    grid_rgb = rgb.reshape(*shape, 3).cpu().numpy()
+    at = (verts / voxel_size).T  # vertices in voxel-index units: on cube edges, so this is linear along the edge
+    col = np.stack([map_coordinates(grid_rgb[..., c], at, order=1, mode="nearest") for c in range(3)], axis=-1)
+    origin = lo * voxel_size
+    col8 = np.round(np.clip(col, 0, 1) * 255).astype(np.uint8)
+    col8 = np.concatenate([col8, np.full((len(col8), 1), 255, np.uint8)], axis=1)
+    return canonical_order(trimesh.Trimesh(verts + origin, faces, vertex_colors=col8, process=False))
 
 
 def crop_to_box(mesh: trimesh.Trimesh, box: np.ndarray) -> trimesh.Trimesh:

@@ -3,8 +3,11 @@ masks, bounds), and marching cubes on grids and on Gaussian densities."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import math
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -65,25 +68,75 @@ def color_error(mesh: trimesh.Trimesh, gt: trimesh.Trimesh, face_colors: np.ndar
     return np.abs(got - face_colors[fid[idx]]).mean(axis=1)
 
 
+ENGINES = ["open3d", "torch"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("cls", ["chair", "sphere"])
-def test_fusion_matches_ground_truth(cls):
+def test_fusion_matches_ground_truth(cls, engine):
     obj, cams, out = scene(cls)
-    mesh = tsdf_fusion(out.depth, out.rgb, cams)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, cfg=MeshExtractConfig(engine=engine))
     m = mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000)
     assert m.fscore >= 0.95, m
     assert m.precision >= 0.99, m
 
 
-def test_fusion_from_eight_views_meets_the_reconstruction_target():
+def test_engines_agree():
+    """The dense torch engine fuses what open3d's block grid fuses: same surface, same colours, no
+    extra shells (a closed sphere comes out as one watertight component with the true volume)."""
+    obj, cams, out = scene("sphere")
+    a = tsdf_fusion(out.depth, out.rgb, cams, cfg=dataclasses.replace(COARSE, engine="open3d"))
+    b = tsdf_fusion(out.depth, out.rgb, cams, cfg=dataclasses.replace(COARSE, engine="torch"))
+    assert abs(len(b.faces) / len(a.faces) - 1) < 0.02
+    d, _ = cKDTree(a.vertices).query(b.vertices)
+    vox = obj.to_trimesh().extents.max() * 3**0.5 / 128
+    assert np.median(d) < 0.01 * vox and d.max() < vox  # most vertices coincide; none is a voxel off
+    assert b.is_watertight and len(trimesh.graph.connected_components(b.face_adjacency)) == 1
+    assert b.volume == pytest.approx(obj.to_trimesh().volume, rel=0.01)
+    assert np.abs(vertex_colors_of(b).astype(int).mean(0) - vertex_colors_of(a).mean(0)).max() < 1
+
+
+def test_skimage_masks_a_cube_at_its_last_corner():
+    """The torch engine relies on this: mask[i, j, k] switches the cube spanning [i-1, i] x [j-1, j] x [k-1, k]."""
+    from skimage.measure import marching_cubes
+
+    v = np.ones((6, 6, 6), np.float32)
+    v[2, 2, 2] = -1.0
+    m = np.zeros_like(v, bool)
+    m[2, 2, 2] = True  # the cube from (1, 1, 1) to (2, 2, 2): one corner inside, one triangle
+    assert len(marching_cubes(v, 0.0, mask=m)[1]) == 1
+    m[:] = False
+    m[1, 1, 1] = True  # the cube from (0, 0, 0) to (1, 1, 1): all outside
+    with pytest.raises(RuntimeError):
+        marching_cubes(v, 0.0, mask=m)
+
+
+def test_engine_choice_and_errors(monkeypatch):
+    from gen3d.geometry import tsdf
+
+    with pytest.raises(ValueError, match="engine must be one of"):
+        MeshExtractConfig(engine="cuda")
+    assert tsdf.resolve_engine("torch") == "torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "open3d" else find_spec(name, *a))
+    assert tsdf.resolve_engine("auto") == "torch"  # no open3d installed: the torch engine
+    _, cams, out = scene("sphere")
+    monkeypatch.setattr(tsdf, "MAX_DENSE_VOXELS", 1000)
+    with pytest.raises(ValueError, match="larger voxel_size"):
+        tsdf_fusion(out.depth, out.rgb, cams, cfg=MeshExtractConfig(engine="torch"))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fusion_from_eight_views_meets_the_reconstruction_target(engine):
     obj, cams, out = scene("chair", views="corners8")
-    mesh = tsdf_fusion(out.depth, out.rgb, cams)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, cfg=MeshExtractConfig(engine=engine))
     assert mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000).fscore >= 0.9
 
 
-def test_vertex_colours_match_the_part_colours():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_vertex_colours_match_the_part_colours(engine):
     colors = (("seat", "red"), ("legs", "blue"), ("back", "green"))
     obj, cams, out = scene("chair", colors)
-    mesh = tsdf_fusion(out.depth, out.rgb, cams, cfg=COARSE)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, cfg=dataclasses.replace(COARSE, engine=engine))
     _, _, face_rgb = obj.arrays()
     err = color_error(mesh, obj.to_trimesh(), face_rgb)
     assert err.mean() < 0.03, err.mean()
@@ -97,17 +150,19 @@ def test_vertex_colours_match_the_part_colours():
         assert (np.abs(vc - target).max(axis=1) < 8).mean() > 0.05, name
 
 
-def test_floater_in_one_view_is_removed():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_floater_in_one_view_is_removed(engine):
     obj, cams, out = scene("chair")
     gt = obj.to_trimesh()
     depth = out.depth.copy()
     depth[3, 4:28, 4:28] = 1.2  # a stray blob 1 unit in front of camera 3, where it sees background
     assert out.alpha[3, 4:28, 4:28].max() == 0
     vox = 0.008  # fixed, so the blob does not enlarge the region and coarsen the voxels
-    raw = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox, cfg=MeshExtractConfig(min_component_fraction=0.0))
+    cfg = MeshExtractConfig(engine=engine)
+    raw = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox, cfg=dataclasses.replace(cfg, min_component_fraction=0.0))
     assert mesh_metrics(raw, gt, n_points=20_000).precision < 0.99  # the blob is in the raw mesh
-    clean = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox)
-    reference = tsdf_fusion(out.depth, out.rgb, cams, voxel_size=vox)
+    clean = tsdf_fusion(depth, out.rgb, cams, voxel_size=vox, cfg=cfg)
+    reference = tsdf_fusion(out.depth, out.rgb, cams, voxel_size=vox, cfg=cfg)
     assert len(trimesh.graph.connected_components(clean.face_adjacency, min_len=1)) == 1
     assert len(clean.faces) == len(reference.faces)
     assert mesh_metrics(clean, gt, n_points=20_000).precision > 0.995
@@ -123,20 +178,23 @@ def test_masked_out_pixels_are_ignored():
     assert mesh_metrics(mesh, obj.to_trimesh(), n_points=20_000).precision > 0.995
 
 
-def test_weight_threshold_counts_views():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_weight_threshold_counts_views(engine):
     _, cams, out = scene("sphere")
-    one = tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=1, cfg=COARSE)
+    cfg = dataclasses.replace(COARSE, engine=engine)
+    one = tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=1, cfg=cfg)
     assert len(one.faces) > 1000  # a surface seen once is kept at threshold 1
     with pytest.raises(ValueError, match="empty mesh"):
-        tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=2, cfg=COARSE)
+        tsdf_fusion(out.depth[:1], out.rgb[:1], cams[0], weight_threshold=2, cfg=cfg)
 
 
-def test_bounds_crop_the_mesh():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bounds_crop_the_mesh(engine):
     obj, cams, out = scene("chair")
     lo, hi = obj.to_trimesh().bounds
     box = np.stack([lo - 0.05, hi + 0.05])
     box[0, 1] = 0.0  # keep the upper half only
-    mesh = tsdf_fusion(out.depth, out.rgb, cams, bounds=box, cfg=COARSE)
+    mesh = tsdf_fusion(out.depth, out.rgb, cams, bounds=box, cfg=dataclasses.replace(COARSE, engine=engine))
     assert mesh.vertices[:, 1].min() >= -1e-3
     assert mesh.vertices[:, 1].max() > hi[1] - 0.02
 
