@@ -11,7 +11,14 @@ this writes ``.devpack/`` (ignored by git):
   lists and 330,000 sampled captions). ``train_on_device.py`` rebuilds a full float32 model from it and
   refuses to train if a caption needs a word piece that was dropped.
 
-    .venv/bin/python benchmarks/device_prior/pack.py
+With ``--generate`` it also writes ``site.tar.gz``: what ``gen3d generate`` needs there beyond the
+machine's own packages (gsplat, whose CUDA sources compile there on first use; pygltflib and its
+dependencies; plyfile; rtree; trimesh), unpacked from their wheels and packed again without the
+documentation and tests of gsplat's bundled glm, so that everything fits the 64 MiB the device tool
+carries. There: ``mkdir -p /tmp/site && tar xzf .devpack/site.tar.gz -C /tmp/site``.
+``benchmarks/generate_gpu.py`` uses it.
+
+    .venv/bin/python benchmarks/device_prior/pack.py [--generate]
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / ".devpack"
+# What `gen3d generate` imports that the GPU machine's image lacks (versions as installed here).
+GENERATE_WHEELS = ("gsplat==1.4.0", "pygltflib==1.16.5", "dataclasses-json==0.6.7", "marshmallow==3.26.2",
+                   "deprecated==1.2.18", "plyfile==1.1.3", "rtree==1.4.1", "trimesh==5.2.0")
+SKIP_IN_SITE = ("gsplat/cuda/csrc/third_party/glm/doc/", "gsplat/cuda/csrc/third_party/glm/test/")
 TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -77,13 +88,38 @@ def pack_minilm(dest: Path) -> dict:
     return {"kept_ids": len(ids), "bytes": (dest / "pruned.safetensors").stat().st_size}
 
 
+def pack_site(dest: Path) -> int:
+    """The wheels of GENERATE_WHEELS (for CPython 3.12 on x86-64 Linux) as one tar.gz at ``dest``."""
+    import tarfile
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
+                        "--platform", "manylinux_2_17_x86_64", "-d", tmp, *GENERATE_WHEELS], check=True)
+        for whl in sorted(Path(tmp).glob("*.whl")):
+            with zipfile.ZipFile(whl) as z:
+                for name in z.namelist():
+                    if not name.startswith(SKIP_IN_SITE):
+                        z.extract(name, site)
+        with tarfile.open(dest, "w:gz") as tar:
+            for item in sorted(site.iterdir()):
+                tar.add(item, arcname=item.name)
+    return dest.stat().st_size
+
+
 def main() -> int:
+    generate = "--generate" in sys.argv[1:]
     if PACK.exists():
         shutil.rmtree(PACK)
     info = pack_minilm(PACK / "minilm")
     (PACK / "whl").mkdir(parents=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d",
                     str(PACK / "whl"), "trimesh==5.2.0"], check=True)
+    if generate:
+        pack_site(PACK / "site.tar.gz")
     size = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())
     print(f"packed {PACK}: {size / 2**20:.1f} MiB (MiniLM: {info['kept_ids']} word pieces kept)")
     return 0

@@ -50,7 +50,11 @@ def resolve_engine(engine: str) -> str:
         return engine
     import importlib.util
 
-    return "open3d" if importlib.util.find_spec("open3d") is not None else "torch"
+    try:
+        found = importlib.util.find_spec("open3d") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as none
+        found = False
+    return "open3d" if found else "torch"
 
 
 @dataclass(frozen=True)
