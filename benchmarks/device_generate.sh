@@ -8,9 +8,10 @@
 #    machine lacks (.devpack/site.tar.gz) and MiniLM (rebuilt from the pruned pack, where gen3d looks
 #    for the bundled model);
 # 2. builds gsplat's CUDA code (timed);
-# 3. benchmarks/generate_gpu.py: 18 held-out prompts in one process after a warm-up, meshes packed;
-# 4. benchmarks/generate.py: a fresh process per prompt, as a user's single command;
-# 5. the GPU-marked tests (tiled CPU rasterizer against gsplat, fits with gsplat's strategies).
+# 3. the GPU-marked tests (tiled CPU rasterizer against gsplat, fits with gsplat's strategies);
+# 4. benchmarks/generate_gpu.py: 18 held-out prompts in one process after a warm-up, meshes packed
+#    (GEN_N, GEN_ARGS and GEN_TIMEOUT change that);
+# 5. benchmarks/generate.py: a fresh process per prompt, as a user's single command (SKIP_COLD=1 skips it).
 # Afterwards, here: `python benchmarks/generate_gpu.py --score DIR` scores the returned meshes.
 set -u
 OUT=${OUT:-/tmp/g3out}
@@ -31,9 +32,11 @@ nproc >> "$OUT/gpu.txt"
 import time; t = time.time()
 from gsplat.cuda._backend import _C
 print('gsplat CUDA build + load s', round(time.time() - t, 1), _C is not None)" 2>&1 | tail -3 | tee -a "$OUT/gpu.txt"
-timeout "${GEN_TIMEOUT:-240}" python3 benchmarks/generate_gpu.py --device "${GEN_DEVICE:-cuda}" --n "${GEN_N:-18}" --out-dir "$OUT" --pack \
-  2>&1 | tail -40
-timeout 90 python3 benchmarks/generate.py --device "${GEN_DEVICE:-cuda}" --prompts "a red mug" "a blue chair" --out "$OUT/generate_cold.json" \
-  2>&1 | tail -5
-timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/recon/test_rasterize.py tests/pipelines/test_reconstruct.py \
+# GPU-marked tests first: short, and they must pass whatever the timings say.
+timeout 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/recon/test_rasterize.py tests/pipelines/test_reconstruct.py \
   2>&1 | tail -12 | tee "$OUT/pytest_gpu.txt"
+# GEN_ARGS: e.g. '--variant "" --variant recon.gaussians.adam=unfused --profile 2' to compare and profile.
+eval timeout "${GEN_TIMEOUT:-240}" python3 benchmarks/generate_gpu.py --device "${GEN_DEVICE:-cuda}" --n "${GEN_N:-18}" \
+  --out-dir "$OUT" "${GEN_ARGS:---pack}" 2>&1 | tail -60
+[ -n "${SKIP_COLD:-}" ] || timeout 90 python3 benchmarks/generate.py --device "${GEN_DEVICE:-cuda}" \
+  --prompts "a red mug" "a blue chair" --out "$OUT/generate_cold.json" 2>&1 | tail -5

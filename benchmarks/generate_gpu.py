@@ -50,6 +50,7 @@ def run(args) -> int:
     import torch
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline
 
+    from gen3d.config import load_config
     from gen3d.geometry.tsdf import resolve_engine
 
     cuda = args.device == "cuda"
@@ -60,8 +61,12 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(args.work or tempfile.mkdtemp(prefix="g3gen_"))
     items = pick_prompts(Path(args.prompts), args.n)
-    cfg = GenerateConfig(device=args.device, seed=args.seed)
-    pipe = GeneratePipeline.from_config(cfg)
+    base = GenerateConfig(device=args.device, seed=args.seed)
+    # Each variant is a pipeline with its own overrides; they share the loaded prior (load_prior caches it)
+    # and take turns on every prompt, so a drift of the machine affects them alike.
+    variants = {v: load_config(GenerateConfig, None, [o for o in v.split(",") if o], base=base) for v in args.variant or [""]}
+    pipes = {v: GeneratePipeline.from_config(c) for v, c in variants.items()}
+    cfg = next(iter(variants.values()))
     t_import = time.perf_counter() - t_start
 
     report = {"device": torch.cuda.get_device_name(0) if cuda else f"cpu ({platform.processor() or platform.machine()})",
@@ -76,48 +81,75 @@ def run(args) -> int:
         report["gsplat"] = None
     res_path = out_dir / "generate_gpu.json"
 
-    sync()
-    t = time.perf_counter()
-    pipe(args.warmup, work / "warmup", seed=args.seed, quiet=True)
-    sync()
-    report["warmup_s"] = round(time.perf_counter() - t, 2)
-    print(f"warm-up ({args.warmup!r}, first call: model load, kernels) {report['warmup_s']} s", flush=True)
+    report["warmup_s"] = {}
+    for v, pipe in pipes.items():
+        sync()
+        t = time.perf_counter()
+        pipe(args.warmup, work / "warmup", seed=args.seed, quiet=True)
+        sync()
+        report["warmup_s"][v] = round(time.perf_counter() - t, 2)
+        print(f"warm-up {v or 'default'} ({args.warmup!r}; the first also loads the model) {report['warmup_s'][v]} s",
+              flush=True)
     write_json(res_path, report)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
 
     for it in items:
-        folder = work / f"{it['index']:02d}"
-        sync()
-        t = time.perf_counter()
-        pipe(it["prompt"], folder, seed=args.seed, quiet=True)
-        sync()
-        wall = time.perf_counter() - t
-        res = json.loads((folder / "result.json").read_text())
-        row = {**it, "wall_s": round(wall, 3), "timings": res["timings"],
-               "fit_psnr": res.get("metrics", {}).get("train_psnr"), "mesh_faces": res.get("metrics", {}).get("mesh_faces")}
-        report["rows"].append(row)
-        print(f"{it['index']:2d} {it['prompt']!r:40} {wall:6.2f} s  " +
-              "  ".join(f"{k} {v:.2f}" for k, v in res["timings"].items() if k not in ("total", "load") and v >= 0.05),
-              flush=True)
-        write_json(res_path, report)
+        for k, (v, pipe) in enumerate(pipes.items()):
+            folder = work / (f"{it['index']:02d}" + (f"_v{k}" if k else ""))
+            sync()
+            t = time.perf_counter()
+            pipe(it["prompt"], folder, seed=args.seed, quiet=True)
+            sync()
+            wall = time.perf_counter() - t
+            res = json.loads((folder / "result.json").read_text())
+            row = {**it, "variant": v, "wall_s": round(wall, 3), "timings": res["timings"],
+                   "fit_psnr": res.get("metrics", {}).get("train_psnr"), "mesh_faces": res.get("metrics", {}).get("mesh_faces")}
+            report["rows"].append(row)
+            print(f"{it['index']:2d} {it['prompt']!r:40} {v or 'default':24} {wall:6.2f} s  " +
+                  "  ".join(f"{k} {x:.2f}" for k, x in res["timings"].items() if k not in ("total", "load") and x >= 0.05),
+                  flush=True)
+            write_json(res_path, report)
 
-    walls = [r["wall_s"] for r in report["rows"]]
-    stages = sorted({k for r in report["rows"] for k in r["timings"]})
-    report["summary"] = {
-        "objects": len(walls), "mean_s": round(statistics.mean(walls), 3), "median_s": round(statistics.median(walls), 3),
-        "max_s": round(max(walls), 3), "min_s": round(min(walls), 3),
-        "stage_mean_s": {k: round(statistics.mean(r["timings"].get(k, 0.0) for r in report["rows"]), 3) for k in stages},
-        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 3) if cuda else None,
-    }
+    report["summary"] = {}
+    for v in pipes:
+        rows = [r for r in report["rows"] if r["variant"] == v]
+        walls = [r["wall_s"] for r in rows]
+        stages = sorted({k for r in rows for k in r["timings"]})
+        report["summary"][v or "default"] = {
+            "objects": len(walls), "mean_s": round(statistics.mean(walls), 3), "median_s": round(statistics.median(walls), 3),
+            "max_s": round(max(walls), 3), "min_s": round(min(walls), 3),
+            "stage_mean_s": {k: round(statistics.mean(r["timings"].get(k, 0.0) for r in rows), 3) for k in stages},
+            "fit_psnr_mean": round(statistics.mean(r["fit_psnr"] for r in rows), 3),
+        }
+    report["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3) if cuda else None
     write_json(res_path, report)
     print(json.dumps(report["summary"], indent=1), flush=True)
+    if args.profile:
+        profile(pipes[next(iter(pipes))], items[: args.profile], work, args.seed, out_dir / "profile.txt", cuda)
     if args.pack:
         files = [str(p.relative_to(work)) for it in items for name in ("mesh.glb", "views.png", "result.json", "views")
                  if (p := work / f"{it['index']:02d}" / name).exists()]
         subprocess.run(f"tar czf - -C {work} {' '.join(files)} | split -b 15m - {out_dir}/meshes.tgz.part_",
                        shell=True, check=True)
     return 0
+
+
+def profile(pipe, items: list[dict], work: Path, seed: int, dest: Path, cuda: bool) -> None:
+    """torch.profiler over generating ``items``: the operators by their own CPU time, then by CUDA time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=acts) as prof:
+        for it in items:
+            pipe(it["prompt"], work / f"profile_{it['index']:02d}", seed=seed, quiet=True)
+    ka = prof.key_averages()
+    text = [f"profile of {len(items)} generate calls\n", ka.table(sort_by="self_cpu_time_total", row_limit=40)]
+    if cuda:
+        text.append(ka.table(sort_by="self_cuda_time_total", row_limit=25))
+    dest.write_text("\n".join(text))
+    print(text[1][:6000], flush=True)
 
 
 def score(out_dir: Path, points: int) -> int:
@@ -135,7 +167,9 @@ def score(out_dir: Path, points: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="g3score_"))
     subprocess.run(f"cat {' '.join(map(str, parts))} | tar xzf - -C {work}", shell=True, check=True)
     rules = class_rules(points)
-    for row in report["rows"]:
+    first = report["rows"][0].get("variant", "")
+    rows = [r for r in report["rows"] if r.get("variant", "") == first]  # --pack keeps the first variant's objects
+    for row in rows:
         folder = work / f"{row['index']:02d}"
         row.update(class_fields(_load_mesh(folder), row["class"], rules))
         # The evaluation votes on the fit's renders of the views; the fit (splats.ply) is not returned,
@@ -145,15 +179,15 @@ def score(out_dir: Path, points: int) -> int:
         mask = views.masks.reshape(-1, views.masks.shape[-1]).numpy() > 0.5
         row["pred_color_views"] = color_votes(rgb, mask).name
         row["color_ok_views"] = row["pred_color_views"] == row["color"]
-    rows = report["rows"]
-    report["summary"]["class_accuracy"] = round(float(np.mean([r["class_ok"] for r in rows])), 3)
-    report["summary"]["class_accuracy_canonical"] = round(float(np.mean([r["class_ok_canonical"] for r in rows])), 3)
-    report["summary"]["color_accuracy_views"] = round(float(np.mean([r["color_ok_views"] for r in rows])), 3)
+    report["scores"] = {"variant": first or "default", "objects": len(rows), "points": points,
+                        "class_accuracy": round(float(np.mean([r["class_ok"] for r in rows])), 3),
+                        "class_accuracy_canonical": round(float(np.mean([r["class_ok_canonical"] for r in rows])), 3),
+                        "color_accuracy_views": round(float(np.mean([r["color_ok_views"] for r in rows])), 3)}
     write_json(out_dir / "generate_gpu.json", report)
     for r in rows:
         print(f"{r['index']:2d} {r['prompt']!r:40} class {r['pred_class']!s:10} ({'ok' if r['class_ok'] else r['class']})"
               f"  colour {r['pred_color_views']:8} ({'ok' if r['color_ok_views'] else r['color']})")
-    print({k: report["summary"][k] for k in ("class_accuracy", "class_accuracy_canonical", "color_accuracy_views")})
+    print(report["scores"])
     return 0
 
 
@@ -167,6 +201,10 @@ def main() -> int:
     ap.add_argument("--out-dir", default="benchmarks/results/generate_gpu")
     ap.add_argument("--work", default="", help="where the output folders go (default: a temporary folder)")
     ap.add_argument("--pack", action="store_true", help="also write the meshes, views and results as tar parts")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="a comma-separated list of GenerateConfig overrides (e.g. recon.gaussians.adam=unfused); "
+                         "repeat to compare variants, which take turns on every prompt (none: the defaults)")
+    ap.add_argument("--profile", type=int, default=0, help="afterwards, profile this many prompts (first variant)")
     ap.add_argument("--score", default="", help="score a returned OUT folder here instead of generating")
     ap.add_argument("--points", type=int, default=4000, help="surface points per mesh for the class rules")
     args = ap.parse_args()

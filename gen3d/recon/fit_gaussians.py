@@ -67,11 +67,13 @@ class GaussianFitConfig:
     refine_every: int = 50
     grow_grad2d: float = 0.0002
     prune_opacity: float = 0.01
-    max_gaussians: int = 60_000
+    max_gaussians: int = 60_000  # a cap: the initial points, MCMC's count, and default densification all stay under it
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     checkpoint_every: int = 200  # 0: never
     seed: int = 0
     backend: Literal["auto", "dense", "tiled", "gsplat"] = "auto"
+    # Adam's kernels: "fused" (a few kernels per step; meant for CUDA), "unfused" (torch's default), "auto": fused on CUDA
+    adam: Literal["auto", "fused", "unfused"] = "auto"
 
 
 class GaussianSplats:
@@ -124,14 +126,15 @@ def hull_options(cfg: GaussianFitConfig, depths: torch.Tensor | None) -> dict:
 
 
 def initial_gaussians(views: ViewSet, cfg: GaussianFitConfig) -> Gaussians:
+    n_init = min(cfg.init_points, cfg.max_gaussians)
     if cfg.init == "hull" and views.masks is not None:
-        pts, rgb = visual_hull_points(views.cameras, views.masks, views.images, cfg.init_points, cfg.hull_resolution,
+        pts, rgb = visual_hull_points(views.cameras, views.masks, views.images, n_init, cfg.hull_resolution,
                                       seed=cfg.seed, **hull_options(cfg, views.depths))
         if len(pts) < 16:
             raise DataError("the masks carve away the whole volume: are the cameras right, and is the object inside "
                             f"[-{cfg.bound}, {cfg.bound}]^3? (try init=random or a larger bound)")
     else:
-        g = Gaussians.random_in_box(cfg.init_points, (-cfg.bound,) * 3, (cfg.bound,) * 3, seed=cfg.seed)
+        g = Gaussians.random_in_box(n_init, (-cfg.bound,) * 3, (cfg.bound,) * 3, seed=cfg.seed)
         pts, rgb = g.means, g.rgb
     scale = (cfg.init_scale * knn_mean_distance(pts, k=3)).clamp(1e-4, 0.1)
     g = Gaussians.from_points(pts, rgb, sh_degree=cfg.sh_degree, scale=scale, opacity=cfg.init_opacity)
@@ -215,7 +218,19 @@ def _optimizers(p: torch.nn.ParameterDict, cfg: GaussianFitConfig) -> dict[str, 
     lrs = {"means": cfg.lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
            "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
     # One Adam per group (gsplat's strategies expect this layout); eps small as 3DGS does.
-    return {k: torch.optim.Adam([{"params": p[k], "lr": lrs[k], "name": k}], eps=1e-15) for k in p}
+    fused = cfg.adam == "fused" or (cfg.adam == "auto" and next(iter(p.values())).is_cuda)
+    return {k: torch.optim.Adam([{"params": p[k], "lr": lrs[k], "name": k}], eps=1e-15, **({"fused": True} if fused else {}))
+            for k in p}
+
+
+def _prune_to_cap(params, optimizers, state, cap: int) -> None:
+    """Remove the least opaque Gaussians beyond ``cap`` (the default strategy grows without a limit)."""
+    from gsplat.strategy.ops import remove
+
+    n = len(params["means"])
+    drop = torch.zeros(n, dtype=torch.bool, device=params["means"].device)
+    drop[params["opacities"].detach().topk(n - cap, largest=False).indices] = True
+    remove(params=params, optimizers=optimizers, state=state, mask=drop)
 
 
 def _strategy(cfg: GaussianFitConfig, device: torch.device):
@@ -350,6 +365,8 @@ def fit_gaussians(
             strategy.step_post_backward(params, optimizers, state, step, info, lr=lr)
         elif strategy is not None:
             strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
+            if len(params["means"]) > cfg.max_gaussians:
+                _prune_to_cap(params, optimizers, state, cfg.max_gaussians)
         for opt in optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -37,8 +37,9 @@ def unpack_adam(entries: Iterable[AdamEntry], tensors: dict[str, torch.Tensor], 
     """Put saved Adam moments back into each optimiser's state for its parameter."""
     for name, p, opt in entries:
         if f"adam.{name}.exp_avg" in tensors:
+            fused = any(g.get("fused") for g in opt.param_groups)  # fused Adam keeps its step on the device
             opt.state[p] = {
-                "step": torch.tensor(steps[name]),
+                "step": torch.tensor(steps[name], dtype=torch.float32, device=p.device) if fused else torch.tensor(steps[name]),
                 "exp_avg": tensors[f"adam.{name}.exp_avg"].to(p.device),
                 "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].to(p.device),
             }

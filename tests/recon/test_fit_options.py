@@ -125,3 +125,32 @@ def test_hull_extent_keeps_the_fitted_gaussians_inside_the_starting_hull(sphere_
     tips = lambda g: g.means[:, None] + 2 * quat_to_rotmat(g.unit_quats).transpose(1, 2) * g.scales[..., None]
     out_frac = lambda g: 1 - float(_occupied(occ, tips(g).reshape(-1, 3), on.bound).float().mean())
     assert out_frac(g) < out_frac(free), (out_frac(g), out_frac(free))
+
+
+def test_max_gaussians_caps_the_start_and_default_densification(sphere_views, tmp_path):
+    torch.set_num_threads(1)
+    cfg = GaussianFitConfig(init_points=500, hull_resolution=32, max_gaussians=300)
+    assert len(initial_gaussians(sphere_views, cfg)) == 300  # the hull would give 500
+    grow = GaussianFitConfig(iters=60, init_points=200, hull_resolution=32, views_per_step=2, refine_start=10,
+                             refine_every=10, grow_grad2d=1e-9, checkpoint_every=0)  # every Gaussian splits or clones
+    free = fit_gaussians(sphere_views, grow, device="cpu", quiet=True).representation.gaussians
+    assert len(free) > 400
+    capped = fit_gaussians(sphere_views, dataclasses.replace(grow, max_gaussians=250), device="cpu", quiet=True)
+    assert len(capped.representation.gaussians) == 250
+    assert capped.losses[-1] < capped.losses[0]
+
+
+def test_fused_adam_fits_and_resumes(sphere_views, tmp_path):
+    """adam="fused" (the default on CUDA) trains like the unfused Adam, and its checkpoint resumes."""
+    torch.set_num_threads(1)
+    cfg = GaussianFitConfig(iters=40, init_points=300, hull_resolution=32, views_per_step=2, densify="none",
+                            checkpoint_every=20)
+    a = fit_gaussians(sphere_views, dataclasses.replace(cfg, adam="unfused"), device="cpu", quiet=True)
+    b = fit_gaussians(sphere_views, dataclasses.replace(cfg, adam="fused"), device="cpu", quiet=True)
+    assert b.losses[-1] == pytest.approx(a.losses[-1], rel=0.05)
+    ck = tmp_path / "ck"
+    short = dataclasses.replace(cfg, adam="fused", iters=30)
+    fit_gaussians(sphere_views, short, device="cpu", checkpoint_dir=ck, quiet=True)  # checkpoint at step 20
+    resumed = fit_gaussians(sphere_views, dataclasses.replace(short, iters=40), device="cpu", checkpoint_dir=ck, quiet=True)
+    assert len(resumed.losses) == 40
+    assert resumed.losses[-1] == pytest.approx(b.losses[-1], rel=0.05)
