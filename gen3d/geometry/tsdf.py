@@ -166,6 +166,7 @@ def tsdf_fusion(
         pts = backproject(depths_np, cameras, valid)
         inside = ((pts >= box[0]) & (pts <= box[1])).all(axis=1)
         valid[valid] = inside
+        pts = pts[inside]
     else:
         pts = backproject(depths_np, cameras, valid)
         if len(pts) == 0:
@@ -180,7 +181,6 @@ def tsdf_fusion(
     depth_in = np.where(valid, depths_np, 0.0).astype(np.float32)
     engine = resolve_engine(cfg.engine)
     if engine == "torch":
-        pts = backproject(depths_np, cameras, valid)
         mesh = _integrate_torch(depth_in, colors_np, cameras, vox, trunc, cfg.weight_threshold,
                                 np.stack([pts.min(axis=0), pts.max(axis=0)]), device)
     else:
