@@ -52,7 +52,7 @@ def main() -> int:
     import tempfile
 
     from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline
-    from gen3d.pipelines.reconstruct import extract_mesh
+    from gen3d.pipelines.reconstruct import extract_mesh, mesh_cameras
 
     from gen3d.cameras import orbit_cameras
     from gen3d.data.render import MeshRenderer, RenderConfig
@@ -62,11 +62,7 @@ def main() -> int:
 
     pipe = GeneratePipeline.from_config(GenerateConfig(device="cpu"))
     rig, rc = pipe.load().spec.rig, pipe.reconstruct.cfg
-    n = rc.mesh_views
-    ring = n // 3
-    el = [25.0] * ring + [-15.0] * ring + [60.0] * (n - 2 * ring)
-    az = [i * 360.0 / ring for i in range(ring)] * 2 + [i * 360.0 / (n - 2 * ring) + 15 for i in range(n - 2 * ring)]
-    mesh_cams = orbit_cameras(el, az, rc.camera_radius, rc.camera_fov_deg, rc.mesh_res)
+    mesh_cams = mesh_cameras(rc)
     box = np.array([[-1.0] * 3, [1.0] * 3])
     rows = []
     for cls in args.classes:

@@ -138,16 +138,22 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
 
 
-def extract_mesh(rep: Representation, cfg: ReconstructConfig):
-    """Render depth and colour from orbit views of the fit and fuse them (TSDF)."""
+def mesh_cameras(cfg: ReconstructConfig):
+    """The orbit views the mesh is fused from: 3 rings (elevations 25, -15 and 60 degrees)."""
     from gen3d.cameras import orbit_cameras
-    from gen3d.geometry.tsdf import tsdf_fusion
 
     n = cfg.mesh_views
     ring = max(n // 3, 1)
     el = [25.0] * ring + [-15.0] * ring + [60.0] * (n - 2 * ring)
     az = [i * 360.0 / ring for i in range(ring)] * 2 + [i * 360.0 / max(n - 2 * ring, 1) + 15 for i in range(n - 2 * ring)]
-    cams = orbit_cameras(el, az, cfg.camera_radius, cfg.camera_fov_deg, cfg.mesh_res)
+    return orbit_cameras(el, az, cfg.camera_radius, cfg.camera_fov_deg, cfg.mesh_res)
+
+
+def extract_mesh(rep: Representation, cfg: ReconstructConfig):
+    """Render depth and colour from orbit views of the fit and fuse them (TSDF)."""
+    from gen3d.geometry.tsdf import tsdf_fusion
+
+    cams = mesh_cameras(cfg)
     r = rep.render(cams)
     if cfg.mesh_opacity_boost > 0:
         from gen3d.recon.fit_gaussians import GaussianSplats
