@@ -11,6 +11,9 @@ exemplar rule:
 
     python benchmarks/class_rule.py --source mesh --per-class 8 --points 2000
     python benchmarks/class_rule.py --source recon --per-class 2 --out out/class_rule_recon.json
+    python benchmarks/class_rule.py --source recon --per-class 2 recon.mesh_depth=median   # a variant
+
+With ``--source recon``, GenerateConfig overrides (``key=value``) change the reconstruction that is run.
 
 Prints each rule's accuracy and its confusions; ``--out`` writes them as JSON with every draw.
 """
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=4000, help="points sampled per shape (the evaluation uses 4000)")
     ap.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--out", default="", help="write JSON here")
+    ap.add_argument("overrides", nargs="*", help="GenerateConfig overrides for --source recon, e.g. recon.mesh_depth=median")
     args = ap.parse_args()
 
     import trimesh
@@ -52,11 +56,12 @@ def main() -> None:
     if args.source == "recon":
         from dataclasses import replace
 
-        from gen3d.pipelines.generate import GeneratePipeline
+        from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline
 
+        from gen3d.config import load_config
         from gen3d.priors.mvdata import render_viewset
 
-        pipe = GeneratePipeline()
+        pipe = GeneratePipeline.from_config(load_config(GenerateConfig, None, args.overrides))
         rig = pipe.load().spec.rig
         recon = pipe.reconstruct
         recon.cfg = replace(recon.cfg, preview_frames=2, preview_res=32)  # the mesh does not depend on the preview
@@ -79,7 +84,7 @@ def main() -> None:
             row[f"{r}_top3"] = {k: round(v, 5) for k, v in sorted(d.items(), key=lambda kv: kv[1])[:3]}
         rows.append(row)
     summary = {"source": args.source, "draws": len(rows), "per_class": args.per_class, "seed": args.seed,
-               "points": args.points}
+               "points": args.points, "overrides": list(args.overrides)}
     for r in rules:
         summary[f"{r}_accuracy"] = sum(row[r] == row["class"] for row in rows) / len(rows)
         conf = collections.Counter((row["class"], row[r]) for row in rows if row[r] != row["class"])

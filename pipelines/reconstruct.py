@@ -57,6 +57,10 @@ class ReconstructConfig:
     # this much, so each pixel's depth is that of the first surface rather than an average through the
     # Gaussians' shell, which lies inside the object off the fitted views (benchmarks/mesh_fidelity.py)
     mesh_opacity_boost: float = 0.0
+    # The depth the mesh views are fused from (Gaussians): "expected" (gsplat's ED, an opacity-weighted
+    # mean over the ray) or "median" (where the ray's accumulated opacity reaches 0.5: the first
+    # surface, so a half-transparent top does not sink toward the bottom; docs/reconstruction.md)
+    mesh_depth: Literal["expected", "median"] = "expected"
     preview_frames: int = 36
     preview_res: int = 192
     camera_radius: float = 2.6  # for the mesh/preview orbits (the procedural world's default)
@@ -152,17 +156,22 @@ def mesh_cameras(cfg: ReconstructConfig):
 def extract_mesh(rep: Representation, cfg: ReconstructConfig):
     """Render depth and colour from orbit views of the fit and fuse them (TSDF)."""
     from gen3d.geometry.tsdf import tsdf_fusion
+    from gen3d.recon.fit_gaussians import GaussianSplats
 
     cams = mesh_cameras(cfg)
     r = rep.render(cams)
+    if (cfg.mesh_opacity_boost > 0 or cfg.mesh_depth != "expected") and not isinstance(rep, GaussianSplats):
+        raise TypeError(f"mesh_opacity_boost and mesh_depth apply to Gaussian fits only, not {type(rep).__name__}")
+    geo = rep
     if cfg.mesh_opacity_boost > 0:
-        from gen3d.recon.fit_gaussians import GaussianSplats
-
-        if not isinstance(rep, GaussianSplats):
-            raise TypeError(f"mesh_opacity_boost applies to Gaussian fits only, not {type(rep).__name__}")
         g = rep.gaussians
-        sharp = GaussianSplats(dataclasses.replace(g, opacity_logits=g.opacity_logits + cfg.mesh_opacity_boost), rep.backend)
-        r = dataclasses.replace(sharp.render(cams), rgb=r.rgb)  # geometry from the sharpened copy, colour as fitted
+        geo = GaussianSplats(dataclasses.replace(g, opacity_logits=g.opacity_logits + cfg.mesh_opacity_boost), rep.backend)
+        r = dataclasses.replace(geo.render(cams), rgb=r.rgb)  # geometry from the sharpened copy, colour as fitted
+    if cfg.mesh_depth == "median":
+        from gen3d.recon.rasterize import render_median_depth
+
+        depth = render_median_depth(geo.gaussians, cams, backend=geo.backend)
+        r = dataclasses.replace(r, depth=depth, alpha=(depth > 0).to(r.alpha.dtype))  # the mask: opacity >= 0.5
     alpha = r.alpha.detach().cpu().numpy()
     return tsdf_fusion(
         r.depth.detach().cpu().numpy(), r.rgb.detach().cpu().numpy(), cams, masks=alpha > 0.5,
@@ -194,6 +203,10 @@ class ReconstructPipeline:
             raise ConfigError(f"mesh_opacity_boost must be >= 0, got {cfg.mesh_opacity_boost}")
         if cfg.mesh_opacity_boost > 0 and cfg.backend != "gaussians":
             raise ConfigError("mesh_opacity_boost applies to the Gaussian backend only; set it to 0 with backend=nerf")
+        if cfg.mesh_depth not in ("expected", "median"):
+            raise ConfigError(f"mesh_depth must be 'expected' or 'median', got {cfg.mesh_depth!r}")
+        if cfg.mesh_depth == "median" and cfg.backend != "gaussians":
+            raise ConfigError("mesh_depth='median' applies to the Gaussian backend only; use 'expected' with backend=nerf")
         self.cfg = cfg
 
     def __call__(

@@ -278,6 +278,56 @@ def _raster_fwd(recs, offsets, n_views, width, height, tiles_x, tiles_y, n_chunk
 
 
 @njit(cache=True, error_model="numpy", fastmath=NUMBA_FASTMATH)
+def _tile_median(tile, recs, offsets, width, height, tiles_x, tiles_y, level, out, T, done):
+    """:func:`_tile_fwd`'s loop, keeping only each pixel's depth where its opacity first reaches ``level``."""
+    c, x0, x1, y0, y1 = _tile_bounds(tile, tiles_x * tiles_y, tiles_x, width, height)
+    n_pix = (x1 - x0) * (y1 - y0)
+    T[:] = 1.0
+    done[:] = False
+    n_done = 0
+    for i in range(y0, y1):
+        for j in range(x0, x1):
+            out[c, i, j] = 0.0
+    for k in range(offsets[tile], offsets[tile + 1]):
+        rec = recs[k]
+        mx, my, qa, qb, qc, op = rec[_MX], rec[_MY], rec[_QA], rec[_QB], rec[_QC], rec[_OP]
+        ia, ib = _rows(rec, y0, y1)
+        for i in range(ia, ib + 1):
+            dy = my - (i + 0.5)
+            ja, jb = _row_span(rec, dy, x0, x1)
+            for j in range(ja, jb + 1):
+                p = (i - y0) * TILE + (j - x0)
+                if done[p]:
+                    continue
+                dx = mx - (j + 0.5)
+                power = 0.5 * (qa * dx * dx + qc * dy * dy) + qb * dx * dy
+                if power < 0.0:
+                    continue
+                alpha = min(ALPHA_MAX, op * math.exp(-power))
+                if alpha < ALPHA_MIN:
+                    continue
+                t_next = T[p] * (1.0 - alpha)
+                if t_next <= T_MIN or t_next <= 1.0 - level:  # the pixel stops, or reached the level here
+                    if t_next > T_MIN:
+                        out[c, i, j] = rec[_Z]
+                    done[p] = True
+                    n_done += 1
+                    continue
+                T[p] = t_next
+        if n_done >= n_pix:
+            break
+
+
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=NUMBA_FASTMATH)
+def _raster_median(recs, offsets, n_views, width, height, tiles_x, tiles_y, n_chunks, level, out):
+    n_all = n_views * tiles_x * tiles_y
+    for chunk in prange(n_chunks):
+        T, done = np.empty(TILE * TILE), np.empty(TILE * TILE, np.bool_)
+        for tile in range(chunk, n_all, n_chunks):
+            _tile_median(tile, recs, offsets, width, height, tiles_x, tiles_y, level, out, T, done)
+
+
+@njit(cache=True, error_model="numpy", fastmath=NUMBA_FASTMATH)
 def _tile_bwd(tile, recs, offsets, width, height, tiles_x, tiles_y, T_final, last_ids, v_acc, v_T, v_recs,
               T, t_fin, buf, last, vacc, vfin):  # fmt: skip
     """Back-to-front gradients of one tile; the gradient of list entry k goes to v_recs[k]."""
@@ -516,3 +566,42 @@ def rasterize_tiled(
         out = out + trans[..., None] * backgrounds.float()[:, None, None, :]
     depth = acc[..., 3:] / alphas.clamp_min(1e-10)
     return out, alphas, depth, means2d, radii
+
+
+def median_depth_tiled(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    near_plane: float,
+    far_plane: float,
+    eps2d: float,
+    level: float = 0.5,
+) -> Tensor:
+    """:func:`gen3d.recon.rasterize_dense.median_depth_dense` on the CPU kernels (C, H, W); no gradient."""
+    C, N = viewmats.shape[0], means.shape[0]
+    cams = camera_table(_np(viewmats.float()), _np(Ks.float()), width, height)
+    means2d = np.empty((C, N, 2), np.float32)
+    conics = np.empty((C, N, 3), np.float32)
+    depths = np.empty((C, N), np.float32)
+    colors = np.zeros((C, N, 3), np.float32)
+    radii = np.empty((C, N), np.int32)
+    f32 = [_np(t.float()) for t in (means, quats, scales, opacities)]
+    with _threads(C * N) as n_threads:
+        project_fwd_kernel(f32[0], f32[1], f32[2], np.zeros((N, 1, 3), np.float32), -1, cams, width, height,
+                           float(near_plane), float(far_plane), float(eps2d), means2d, conics, depths, colors, radii,
+                           n_threads)  # fmt: skip
+    tiles_x, tiles_y = math.ceil(width / TILE), math.ceil(height / TILE)
+    packed = np.empty((C, N, _PACK), np.float32)
+    _pack(means2d, conics, colors, depths, f32[3], radii, packed)
+    order = _depth_order(depths)
+    with _threads(C * N):
+        offsets, ids, recs = _bin_tiles(packed, radii, order, tiles_x, tiles_y)
+    out = np.empty((C, height, width), np.float32)
+    with _threads(len(ids) + C * width * height) as n_threads:
+        _raster_median(recs, offsets, C, width, height, tiles_x, tiles_y, n_threads, float(level), out)
+    return torch.from_numpy(out)

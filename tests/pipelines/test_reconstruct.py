@@ -171,6 +171,52 @@ def test_mesh_opacity_boost_meshes_the_fitted_surface_not_the_shell():
     assert boosted > 0.88, boosted
 
 
+def test_median_depth_keeps_a_half_transparent_top_where_it_is():
+    """A box of Gaussians (half-width 0.3) whose top face is half transparent (each Gaussian 0.35
+    opaque; other faces 0.95): seen from above, the expected depth averages the top with the bottom
+    behind it and the mesh's top sinks; the median depth (mesh_depth="median") puts it at the top.
+    This is the dented top of generated cubes (docs/reconstruction.md)."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+    from gen3d.pipelines.generate import _default_recon
+    from gen3d.pipelines.reconstruct import extract_mesh
+
+    from gen3d.recon.fit_gaussians import GaussianSplats
+    from gen3d.recon.gaussians import Gaussians
+
+    torch.set_num_threads(1)
+    h, step = 0.3, 0.025
+    u = np.arange(-h, h + 1e-6, step)
+    a, b = (x.ravel() for x in np.meshgrid(u, u))
+    faces, opac = [], []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            p = np.zeros((len(a), 3))
+            p[:, axis] = sign * h
+            p[:, (axis + 1) % 3], p[:, (axis + 2) % 3] = a, b
+            faces.append(p)
+            opac.append(np.full(len(a), 0.35 if (axis == 1 and sign > 0) else 0.95))
+    means = torch.tensor(np.concatenate(faces), dtype=torch.float32)
+    n = len(means)
+    g = Gaussians(means=means, quats=torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(n, 1),
+                  log_scales=torch.full((n, 3), float(np.log(0.6 * step))),
+                  opacity_logits=torch.logit(torch.tensor(np.concatenate(opac), dtype=torch.float32)),
+                  sh=torch.full((n, 1, 3), 0.5))  # fmt: skip
+    rep = GaussianSplats(g, "tiled")
+    rc = dataclasses.replace(_default_recon(), device="cpu", mesh_views=9, mesh_res=64)
+
+    def top(mesh):  # the mesh's height over the middle of the top face
+        v = np.asarray(mesh.vertices)
+        centre = (np.abs(v[:, 0]) < 0.1) & (np.abs(v[:, 2]) < 0.1) & (v[:, 1] > 0)
+        return float(v[centre, 1].min())
+
+    expected, median = top(extract_mesh(rep, rc)), top(extract_mesh(rep, dataclasses.replace(rc, mesh_depth="median")))
+    assert median > h - 0.04, median
+    assert expected < median - 0.04, (expected, median)
+
+
 def test_mesh_opacity_boost_is_checked():
     from gen3d.pipelines.reconstruct import ReconstructConfig, ReconstructPipeline
 
@@ -180,3 +226,7 @@ def test_mesh_opacity_boost_is_checked():
         ReconstructPipeline(ReconstructConfig(mesh_opacity_boost=-1.0))
     with pytest.raises(ConfigError, match="Gaussian backend only"):
         ReconstructPipeline(ReconstructConfig(backend="nerf", mesh_opacity_boost=4.0))
+    with pytest.raises(ConfigError, match="Gaussian backend only"):
+        ReconstructPipeline(ReconstructConfig(backend="nerf", mesh_depth="median"))
+    with pytest.raises(ConfigError, match="mesh_depth must be"):
+        ReconstructPipeline(ReconstructConfig(mesh_depth="mean"))
