@@ -63,10 +63,20 @@ class AETrainConfig:
     color_augment: bool = True  # permute each image's RGB channels at random (see augment_colors)
     seed: int = 0
     device: str = "auto"
+    # Fine-tuning: start from a saved autoencoder folder (its model config replaces ``model``).
+    init_from: str = ""
+    # "all", or "decoder": the encoder and its latent statistics stay fixed, so a prior trained on this
+    # autoencoder's latents stays valid and only the decoding improves (needs init_from)
+    train_parts: str = "all"
+    alpha_weight: float = 0.0  # extra L1 weight on the alpha (mask) channel: silhouettes make the visual hull
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("AETrainConfig: steps, batch_size and lr must be positive")
+        if self.train_parts not in ("all", "decoder"):
+            raise ValueError(f"AETrainConfig.train_parts must be 'all' or 'decoder', got {self.train_parts!r}")
+        if self.train_parts == "decoder" and not self.init_from:
+            raise ValueError("AETrainConfig.train_parts='decoder' fine-tunes a trained autoencoder: set init_from")
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, ssim_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
@@ -104,9 +114,21 @@ def train_autoencoder(cfg: AETrainConfig, quiet: bool = False) -> dict[str, Any]
     ckpt = out / "checkpoints"
     data = MVDataset(cfg.data, max_objects=cfg.max_objects or None)
     torch.manual_seed(cfg.seed)
-    model = Autoencoder(cfg.model)
+    if cfg.init_from:
+        from dataclasses import replace
+
+        model = Autoencoder.from_pretrained(cfg.init_from).float()
+        cfg = replace(cfg, model=model.config)  # the folder's architecture, recorded in OUT/config.yaml
+    else:
+        model = Autoencoder(cfg.model)
+    decoder_only = cfg.train_parts == "decoder"
+    if decoder_only:
+        model.encoder.requires_grad_(False)
+        if getattr(model, "codebook", None) is not None:
+            model.codebook.requires_grad_(False)
     disc = PatchDiscriminator(cfg.disc)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas),
+                            weight_decay=0.0)
     dopt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
     meta = load_train_state(ckpt, {"autoencoder": model, "discriminator": disc}, {"ae": opt, "disc": dopt})
     start_step = int(meta["step"]) if meta else 0
@@ -123,6 +145,8 @@ def train_autoencoder(cfg: AETrainConfig, quiet: bool = False) -> dict[str, Any]
     bar = tqdm(range(start_step, cfg.steps), desc="autoencoder", unit="step", disable=quiet or not acc.is_main_process,
                initial=start_step, total=cfg.steps)
     model.train()
+    if decoder_only:
+        raw_model.encoder.eval()  # frozen: its normalisation layers have no running statistics, but keep it explicit
     for step in bar:
         g = batch_generator(cfg.seed, step, acc.process_index)
         pick = torch.randint(0, n_views, (cfg.batch_size,), generator=g).numpy()
@@ -135,6 +159,8 @@ def train_autoencoder(cfg: AETrainConfig, quiet: bool = False) -> dict[str, Any]
         rec, parts = reconstruction_loss(x, x_hat, cfg.ssim_weight)
         if cfg.fg_rgb_weight > 0:
             rec = rec + cfg.fg_rgb_weight * ((x_hat[:, :3] - x[:, :3]).abs() * (x[:, 3:4] > -1)).mean()
+        if cfg.alpha_weight > 0:
+            rec = rec + cfg.alpha_weight * (x_hat[:, 3] - x[:, 3]).abs().mean()
         reg_w = cfg.kl_weight if cfg.model.regularizer == "kl" else cfg.vq_weight
         loss = rec + reg_w * enc.reg_loss
         gan_on = step >= cfg.disc_start
@@ -167,10 +193,13 @@ def train_autoencoder(cfg: AETrainConfig, quiet: bool = False) -> dict[str, Any]
     result: dict[str, Any] = {}
     if acc.is_main_process:
         raw_model.eval()
-        measure_latent_stats(raw_model, data, cfg.stats_objects, acc.device)
+        if not decoder_only:  # a frozen encoder keeps the statistics the prior's latents are normalised by
+            measure_latent_stats(raw_model, data, cfg.stats_objects, acc.device)
         raw_model.to("cpu").save_pretrained(out / "autoencoder")
         result = evaluate_autoencoder(raw_model, data.rig, cfg.eval_objects, out)
         result.update({"steps": cfg.steps, "train_seconds": load_meta_seconds(ckpt)})
+        if cfg.init_from:
+            result.update({"init_from": str(cfg.init_from), "train_parts": cfg.train_parts})
         write_json(out / "eval.json", result)
     return result
 

@@ -127,3 +127,29 @@ def _interrupt_after_checkpoint(monkeypatch, loop, at_step: int) -> None:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(loop, "save_train_state", save_then_die)
+
+
+def test_decoder_fine_tune_keeps_the_latent_space(tiny_data, tiny_ae, tmp_path):
+    """train_parts=decoder: the encoder and the latent statistics come out unchanged (a prior trained on
+    the old latents stays valid), the decoder changes, and its reconstruction loss falls."""
+    from gen3d.autoencoders.train import AETrainConfig, train_autoencoder
+    from gen3d.utils.io import read_json
+
+    with pytest.raises(ValueError, match="init_from"):
+        AETrainConfig(train_parts="decoder")
+    with pytest.raises(ValueError, match="train_parts"):
+        AETrainConfig(train_parts="encoder", init_from=str(tiny_ae))
+    out = tmp_path / "ft"
+    res = train_autoencoder(AETrainConfig(data=str(tiny_data), out=str(out), init_from=str(tiny_ae), train_parts="decoder",
+                                          steps=8, batch_size=4, disc_start=4, checkpoint_every=4, log_every=1,
+                                          eval_objects=2, lr=2e-3, warmup=1, alpha_weight=1.0, device="cpu"), quiet=True)
+    assert res["train_parts"] == "decoder" and res["init_from"] == str(tiny_ae)
+    before = Autoencoder.from_pretrained(tiny_ae).state_dict()
+    after = Autoencoder.from_pretrained(out / "autoencoder").state_dict()
+    for k in before:
+        if k.startswith("decoder.conv_out"):
+            assert not torch.equal(before[k], after[k]), k
+        elif not k.startswith("decoder."):
+            assert torch.equal(before[k], after[k]), k  # encoder weights, latent_shift, latent_scale
+    log = read_json(out / "checkpoints" / "last.json")["log"]
+    assert log[-1]["l1"] < log[0]["l1"]
