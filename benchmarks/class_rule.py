@@ -8,12 +8,15 @@ exemplar rule:
 - ``--source recon``: the object rendered from the shipped prior's rig (exact colour, depth and
   masks) and reconstructed by ``gen3d generate``'s own reconstruction stage (the fit and the TSDF mesh),
   so the rules see what a perfect prior would hand them.
+- ``--source ae``: as ``recon``, but the renders first go through the prior's autoencoder (encode, then
+  decode), so the rules see what a prior that produced exactly the right latents would hand them.
 
     python benchmarks/class_rule.py --source mesh --per-class 8 --points 2000
     python benchmarks/class_rule.py --source recon --per-class 2 --out out/class_rule_recon.json
-    python benchmarks/class_rule.py --source recon --per-class 2 recon.mesh_depth=median   # a variant
+    python benchmarks/class_rule.py --source recon --per-class 2 recon.mesh_depth=expected   # a variant
+    python benchmarks/class_rule.py --source ae --per-class 2
 
-With ``--source recon``, GenerateConfig overrides (``key=value``) change the reconstruction that is run.
+With ``--source recon`` or ``ae``, GenerateConfig overrides (``key=value``) change the reconstruction that is run.
 
 Prints each rule's accuracy and its confusions; ``--out`` writes them as JSON with every draw.
 """
@@ -31,15 +34,34 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def autoencoder_round_trip(views, prior, rig):
+    """The views encoded and decoded by the prior's autoencoder, as generated views are decoded."""
+    import torch
+    from gen3d.pipelines.generate import views_to_viewset
+
+    from gen3d.priors.mvdata import from_network, to_network
+    from gen3d.priors.mvprior import GeneratedViews
+
+    rgb = (views.images.permute(0, 3, 1, 2) * 255).round().to(torch.uint8)
+    alpha = (views.masks * 255).round().to(torch.uint8)
+    x = to_network(rgb, alpha, views.depths, rig.radius)
+    ae = prior.autoencoder.eval()
+    with torch.no_grad():
+        out = from_network(ae.decode(ae.encode(x.to(prior.device))).float().cpu(), rig.radius)
+    g = GeneratedViews(rgb=out["rgb"][None], alpha=out["alpha"][None], depth=out["depth"][None], cameras=views.cameras,
+                       latents=None, nfe=0, info={})  # fmt: skip
+    return views_to_viewset(g)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", choices=["mesh", "recon"], default="mesh")
+    ap.add_argument("--source", choices=["mesh", "recon", "ae"], default="mesh")
     ap.add_argument("--per-class", type=int, default=8)
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--points", type=int, default=4000, help="points sampled per shape (the evaluation uses 4000)")
     ap.add_argument("--classes", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--out", default="", help="write JSON here")
-    ap.add_argument("overrides", nargs="*", help="GenerateConfig overrides for --source recon, e.g. recon.mesh_depth=median")
+    ap.add_argument("overrides", nargs="*", help="GenerateConfig overrides for --source recon or ae, e.g. recon.mesh_depth=expected")
     args = ap.parse_args()
 
     import trimesh
@@ -53,7 +75,7 @@ def main() -> None:
     rules = class_rules(args.points)  # the evaluation's two rules
     names = tuple(args.classes.split(",")) if args.classes else tuple(c.name for c in CLASSES)
     pipe = rig = None
-    if args.source == "recon":
+    if args.source in ("recon", "ae"):
         from dataclasses import replace
 
         from gen3d.pipelines.generate import GenerateConfig, GeneratePipeline
@@ -74,8 +96,11 @@ def main() -> None:
         if args.source == "mesh":
             mesh = build_object(spec).to_trimesh()
         else:
+            views = render_viewset(spec, rig)
+            if args.source == "ae":
+                views = autoencoder_round_trip(views, pipe.load(), rig)
             with tempfile.TemporaryDirectory() as tmp:
-                recon(render_viewset(spec, rig), tmp, quiet=True)
+                recon(views, tmp, quiet=True)
                 mesh = trimesh.load(Path(tmp) / "mesh.glb", force="mesh", process=False)
         row = {"class": name, "params": spec.params, "scale": spec.scale}
         for r, rule in rules.items():

@@ -44,7 +44,10 @@ def _default_recon() -> ReconstructConfig:
         gaussians=GaussianFitConfig(iters=300, init_points=4000, hull_resolution=64, views_per_step=4,
                                     refine_start=60, refine_every=40, checkpoint_every=0, hull_convex_margin=0.02,
                                     init_view_lobe=0.3),
-        mesh=MeshExtractConfig(),
+        # The mesh views' depth is the median depth (the first surface): faces the 4 views see at a grazing
+        # angle fit as half-transparent layers, and the expected depth through them sinks (a dented box
+        # top); docs/reconstruction.md, docs/prior.md ("Meshing the median depth")
+        mesh=MeshExtractConfig(), mesh_depth="median",
         mesh_views=18, mesh_res=96, preview_frames=24, preview_res=128, camera_fov_deg=30.0,
     )
 

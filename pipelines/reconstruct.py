@@ -57,8 +57,8 @@ class ReconstructConfig:
     # this much, so each pixel's depth is that of the first surface rather than an average through the
     # Gaussians' shell, which lies inside the object off the fitted views (benchmarks/mesh_fidelity.py)
     mesh_opacity_boost: float = 0.0
-    # The depth the mesh views are fused from (Gaussians): "expected" (gsplat's ED, an opacity-weighted
-    # mean over the ray) or "median" (where the ray's accumulated opacity reaches 0.5: the first
+    # The depth the mesh views are fused from: "expected" (gsplat's ED / nerfstudio's expected depth, a
+    # weighted mean over the ray) or "median" (where the ray's accumulated opacity reaches 0.5: the first
     # surface, so a half-transparent top does not sink toward the bottom; docs/reconstruction.md)
     mesh_depth: Literal["expected", "median"] = "expected"
     preview_frames: int = 36
@@ -159,9 +159,26 @@ def extract_mesh(rep: Representation, cfg: ReconstructConfig):
     from gen3d.recon.fit_gaussians import GaussianSplats
 
     cams = mesh_cameras(cfg)
+    if isinstance(rep, GaussianSplats):
+        r = _gaussian_mesh_views(rep, cams, cfg)
+    else:
+        if cfg.mesh_opacity_boost > 0:
+            raise TypeError(f"mesh_opacity_boost applies to Gaussian fits only, not {type(rep).__name__}")
+        # a NeRF: nerfstudio's expected or median depth (the depth keyword is only passed when asked for)
+        r = rep.render(cams) if cfg.mesh_depth == "expected" else rep.render(cams, depth=cfg.mesh_depth)
+    alpha = r.alpha.detach().cpu().numpy()
+    return tsdf_fusion(
+        r.depth.detach().cpu().numpy(), r.rgb.detach().cpu().numpy(), cams, masks=alpha > 0.5,
+        bounds=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), cfg=cfg.mesh, device=r.depth.device,
+    )
+
+
+def _gaussian_mesh_views(rep, cams, cfg: ReconstructConfig):
+    """The Gaussian fit's mesh views: colour as fitted; depth and mask after the opacity boost, if any,
+    and as the median depth (mask: opacity >= 0.5) with ``mesh_depth="median"``."""
+    from gen3d.recon.fit_gaussians import GaussianSplats
+
     r = rep.render(cams)
-    if (cfg.mesh_opacity_boost > 0 or cfg.mesh_depth != "expected") and not isinstance(rep, GaussianSplats):
-        raise TypeError(f"mesh_opacity_boost and mesh_depth apply to Gaussian fits only, not {type(rep).__name__}")
     geo = rep
     if cfg.mesh_opacity_boost > 0:
         g = rep.gaussians
@@ -171,12 +188,8 @@ def extract_mesh(rep: Representation, cfg: ReconstructConfig):
         from gen3d.recon.rasterize import render_median_depth
 
         depth = render_median_depth(geo.gaussians, cams, backend=geo.backend)
-        r = dataclasses.replace(r, depth=depth, alpha=(depth > 0).to(r.alpha.dtype))  # the mask: opacity >= 0.5
-    alpha = r.alpha.detach().cpu().numpy()
-    return tsdf_fusion(
-        r.depth.detach().cpu().numpy(), r.rgb.detach().cpu().numpy(), cams, masks=alpha > 0.5,
-        bounds=np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), cfg=cfg.mesh, device=r.depth.device,
-    )
+        r = dataclasses.replace(r, depth=depth, alpha=(depth > 0).to(r.alpha.dtype))
+    return r
 
 
 def copy_views(views: ViewSet, src: Path | None, dst: Path) -> None:
@@ -205,8 +218,6 @@ class ReconstructPipeline:
             raise ConfigError("mesh_opacity_boost applies to the Gaussian backend only; set it to 0 with backend=nerf")
         if cfg.mesh_depth not in ("expected", "median"):
             raise ConfigError(f"mesh_depth must be 'expected' or 'median', got {cfg.mesh_depth!r}")
-        if cfg.mesh_depth == "median" and cfg.backend != "gaussians":
-            raise ConfigError("mesh_depth='median' applies to the Gaussian backend only; use 'expected' with backend=nerf")
         self.cfg = cfg
 
     def __call__(

@@ -287,12 +287,22 @@ class NerfRepresentation:
     def device(self) -> torch.device:
         return self.model.aabb.device
 
-    def render(self, cams: Cameras, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Render:
-        """Render every view in chunks of ``self.chunk`` rays (memory bounded by the chunk)."""
+    def render(self, cams: Cameras, background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+               depth: str = "expected") -> Render:
+        """Render every view in chunks of ``self.chunk`` rays (memory bounded by the chunk).
+
+        ``depth``: "expected" (the weights' mean distance) or "median" (nerfstudio's: the sample where
+        the accumulated weight reaches 0.5, the first surface; mesh extraction uses it)."""
+        from nerfstudio.model_components.renderers import DepthRenderer
+
+        if depth not in ("expected", "median"):
+            raise ValueError(f"depth must be 'expected' or 'median', got {depth!r}")
         model, dev = self.model, self.device
         cams = cams.to(dev)
         bg = torch.tensor(background, dtype=torch.float32, device=dev)
         was_training = model.training
+        renderer = model.renderer_depth
+        model.renderer_depth = DepthRenderer(method=depth)
         model.eval()
         model.sampler.set_anneal(1.0)
         ns = to_nerfstudio(cams)
@@ -307,6 +317,7 @@ class NerfRepresentation:
                     depths.append(z.view(H, W))
         finally:
             model.train(was_training)
+            model.renderer_depth = renderer
         alpha = torch.stack(alphas).clamp(0, 1)
         # Same rule as the Gaussian backend: no depth where (almost) nothing was hit.
         depth = torch.where(alpha > 1e-3, torch.stack(depths), torch.zeros_like(alpha))

@@ -155,7 +155,7 @@ def test_mesh_opacity_boost_meshes_the_fitted_surface_not_the_shell():
 
     torch.set_num_threads(1)
     views = render_viewset(canonical_spec("torus"), PriorRig())
-    rc = dataclasses.replace(_default_recon(), device="cpu", mesh_views=9, mesh_res=64,
+    rc = dataclasses.replace(_default_recon(), device="cpu", mesh_views=9, mesh_res=64, mesh_depth="expected",
                              gaussians=dataclasses.replace(_default_recon().gaussians, iters=150))
     rep = fit(views, rc, None, quiet=True).representation  # the fit the pipeline runs
     mask = views.masks.numpy() > 0.5
@@ -205,7 +205,7 @@ def test_median_depth_keeps_a_half_transparent_top_where_it_is():
                   opacity_logits=torch.logit(torch.tensor(np.concatenate(opac), dtype=torch.float32)),
                   sh=torch.full((n, 1, 3), 0.5))  # fmt: skip
     rep = GaussianSplats(g, "tiled")
-    rc = dataclasses.replace(_default_recon(), device="cpu", mesh_views=9, mesh_res=64)
+    rc = dataclasses.replace(_default_recon(), device="cpu", mesh_views=9, mesh_res=64, mesh_depth="expected")
 
     def top(mesh):  # the mesh's height over the middle of the top face
         v = np.asarray(mesh.vertices)
@@ -226,7 +226,5 @@ def test_mesh_opacity_boost_is_checked():
         ReconstructPipeline(ReconstructConfig(mesh_opacity_boost=-1.0))
     with pytest.raises(ConfigError, match="Gaussian backend only"):
         ReconstructPipeline(ReconstructConfig(backend="nerf", mesh_opacity_boost=4.0))
-    with pytest.raises(ConfigError, match="Gaussian backend only"):
-        ReconstructPipeline(ReconstructConfig(backend="nerf", mesh_depth="median"))
     with pytest.raises(ConfigError, match="mesh_depth must be"):
         ReconstructPipeline(ReconstructConfig(mesh_depth="mean"))

@@ -409,3 +409,17 @@ def test_median_depth_is_the_first_surface_not_the_mean(backend):
     assert render_median_depth(g, cams, level=0.9, backend=backend)[0, 16, 16].item() == 0.0
     with pytest.raises(ValueError, match="level"):
         render_median_depth(g, cams, level=1.0, backend=backend)
+
+
+@pytest.mark.gpu
+def test_median_depth_on_cuda_matches_the_cpu_kernel():
+    """On CUDA tensors (backend auto or gsplat) the dense twin runs on the GPU: the same depths."""
+    from gen3d.recon.rasterize import render_median_depth
+
+    (means, quats, scales, opacities, _), cams = _scene(400, 3, 64, 48, None, seed=9, extremes=True)
+    g = Gaussians(means=means, quats=quats, log_scales=scales.log(), opacity_logits=torch.logit(opacities),
+                  sh=torch.zeros(len(means), 1, 3))  # fmt: skip
+    cpu = render_median_depth(g, cams)
+    gpu = render_median_depth(g.to("cuda"), cams, backend="gsplat")
+    assert gpu.is_cuda
+    _assert_parity(gpu.cpu(), cpu, 1e-4, 10.0, "median depth, CUDA vs CPU")
