@@ -56,6 +56,34 @@ def tile_rects(means2d: Tensor, radii: Tensor, width: int, height: int) -> Tenso
     return torch.stack([x0, y0, x1, y1], dim=-1)
 
 
+def pixel_contributions(
+    means2d: Float[Tensor, "M 2"],
+    conics: Float[Tensor, "M 3"],
+    opacities: Float[Tensor, " M"],
+    rects: Tensor,
+    pix: Tensor,
+    width: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """For pixels ``pix`` (flat indices) and M depth-sorted Gaussians, (P, M) each: alpha (0 where a pair is
+    skipped), transmittance after each Gaussian, transmittance before it, and whether it is composited."""
+    py, px = pix // width, pix % width
+    dx = means2d[None, :, 0] - (px[:, None].to(means2d.dtype) + 0.5)  # pixel centres at +0.5
+    dy = means2d[None, :, 1] - (py[:, None].to(means2d.dtype) + 0.5)
+    power = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
+    alpha = torch.clamp(opacities * torch.exp(-power), max=ALPHA_MAX)
+    tx, ty = (px // TILE_SIZE)[:, None], (py // TILE_SIZE)[:, None]
+    in_tile = (tx >= rects[:, 0]) & (tx < rects[:, 2]) & (ty >= rects[:, 1]) & (ty < rects[:, 3])
+    eligible = in_tile & (power >= 0) & (alpha >= ALPHA_MIN)
+    a = torch.where(eligible, alpha, torch.zeros_like(alpha))
+    trans = torch.cumprod(1 - a, dim=1)
+    t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
+    # The first eligible Gaussian that would take T to <= 1e-4 stops the pixel; it and every
+    # later one are left out (gsplat: "this pixel is done: exclusive").
+    stops = eligible & (t_before * (1 - a) <= T_MIN)
+    included = eligible & (torch.cumsum(stops.int(), dim=1) == 0)
+    return a, trans, t_before, included
+
+
 def composite_view(
     means2d: Float[Tensor, "M 2"],
     conics: Float[Tensor, "M 3"],
@@ -75,21 +103,7 @@ def composite_view(
     n_pix = width * height
     for start in range(0, n_pix, pixel_chunk):
         pix = torch.arange(start, min(start + pixel_chunk, n_pix), device=means2d.device)
-        py, px = pix // width, pix % width
-        dx = means2d[None, :, 0] - (px[:, None].to(means2d.dtype) + 0.5)  # pixel centres at +0.5
-        dy = means2d[None, :, 1] - (py[:, None].to(means2d.dtype) + 0.5)
-        power = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
-        alpha = torch.clamp(opacities * torch.exp(-power), max=ALPHA_MAX)
-        tx, ty = (px // TILE_SIZE)[:, None], (py // TILE_SIZE)[:, None]
-        in_tile = (tx >= rects[:, 0]) & (tx < rects[:, 2]) & (ty >= rects[:, 1]) & (ty < rects[:, 3])
-        eligible = in_tile & (power >= 0) & (alpha >= ALPHA_MIN)
-        a = torch.where(eligible, alpha, torch.zeros_like(alpha))
-        trans = torch.cumprod(1 - a, dim=1)
-        t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
-        # The first eligible Gaussian that would take T to <= 1e-4 stops the pixel; it and every
-        # later one are left out (gsplat: "this pixel is done: exclusive").
-        stops = eligible & (t_before * (1 - a) <= T_MIN)
-        included = eligible & (torch.cumsum(stops.int(), dim=1) == 0)
+        a, _, t_before, included = pixel_contributions(means2d, conics, opacities, rects, pix, width)
         weights = torch.where(included, a * t_before, torch.zeros_like(a))
         acc_chunks.append(weights @ features)
         t_chunks.append(torch.prod(1 - torch.where(included, a, torch.zeros_like(a)), dim=1))
@@ -173,19 +187,7 @@ def median_depth_dense(
             continue
         for start in range(0, n_pix, pixel_chunk):
             pix = torch.arange(start, min(start + pixel_chunk, n_pix), device=means.device)
-            py, px = pix // width, pix % width
-            dx = m2[None, :, 0] - (px[:, None].to(m2.dtype) + 0.5)
-            dy = m2[None, :, 1] - (py[:, None].to(m2.dtype) + 0.5)
-            power = 0.5 * (con[:, 0] * dx * dx + con[:, 2] * dy * dy) + con[:, 1] * dx * dy
-            alpha = torch.clamp(op * torch.exp(-power), max=ALPHA_MAX)
-            tx, ty = (px // TILE_SIZE)[:, None], (py // TILE_SIZE)[:, None]
-            in_tile = (tx >= rc[:, 0]) & (tx < rc[:, 2]) & (ty >= rc[:, 1]) & (ty < rc[:, 3])
-            eligible = in_tile & (power >= 0) & (alpha >= ALPHA_MIN)
-            a = torch.where(eligible, alpha, torch.zeros_like(alpha))
-            trans = torch.cumprod(1 - a, dim=1)
-            t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
-            stops = eligible & (t_before * (1 - a) <= T_MIN)
-            included = eligible & (torch.cumsum(stops.int(), dim=1) == 0)
+            _, trans, _, included = pixel_contributions(m2, con, op, rc, pix, width)
             reached = included & (trans <= 1 - level)
             first = reached.to(torch.uint8).argmax(dim=1)
             out[c, pix] = torch.where(reached.any(dim=1), z[first], torch.zeros_like(z[first]))
