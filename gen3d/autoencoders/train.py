@@ -145,8 +145,6 @@ def train_autoencoder(cfg: AETrainConfig, quiet: bool = False) -> dict[str, Any]
     bar = tqdm(range(start_step, cfg.steps), desc="autoencoder", unit="step", disable=quiet or not acc.is_main_process,
                initial=start_step, total=cfg.steps)
     model.train()
-    if decoder_only:
-        raw_model.encoder.eval()  # frozen: its normalisation layers have no running statistics, but keep it explicit
     for step in bar:
         g = batch_generator(cfg.seed, step, acc.process_index)
         pick = torch.randint(0, n_views, (cfg.batch_size,), generator=g).numpy()

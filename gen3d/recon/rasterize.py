@@ -161,8 +161,7 @@ def render_median_depth(
         return median_depth_tiled(*args)
     from gen3d.recon.rasterize_dense import median_depth_dense
 
-    with torch.no_grad():
-        return median_depth_dense(*[a.detach() if isinstance(a, Tensor) else a for a in args])
+    return median_depth_dense(*args)  # runs under no_grad
 
 
 def cuda_available() -> bool:
